@@ -1,0 +1,32 @@
+# Two entry points for a new user: `make demo` (the main job) and `make test`.
+# Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= shopsim
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/recdrill: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/recdrill
+	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} $(BIN)/recdrill demo --data $(DATA)
+
+lint: $(BIN)/recdrill
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(BIN)/recdrill
+	$(BIN)/python benchmarks/bench_shopsim.py
+	$(BIN)/python benchmarks/bench_baselines.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
