@@ -1,0 +1,80 @@
+"""Baselines on the shared Amazon data under the published protocol, beside the published table.
+
+Runs PopRec, category popularity and item-to-item (current defaults and the earlier defaults they were
+chosen over, on validation) on Beauty and Toys, validation and test folds, in one process. Writes
+benchmarks/results/baselines.json with every metric, the published PopRec/SASRec rows, and ratios.
+
+    .venv/bin/python benchmarks/bench_baselines.py
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from recdrill.data.loading import load_dataset
+from recdrill.data.splits import leave_one_out
+from recdrill.eval.evaluate import evaluate, format_table
+from recdrill.models.factory import make_model
+from recdrill.models.itemknn import ItemKNNRecommender
+
+ROOT = Path(__file__).resolve().parents[1]
+AMAZON = ROOT.parent / "shared" / "datasets" / "amazon"
+OUT = ROOT / "benchmarks" / "results" / "baselines.json"
+
+# S3-Rec paper (CIKM 2020), full ranking, from ../shared/datasets/README.md.
+PUBLISHED = {
+    "Beauty": {"PopRec": {"HR@10": 0.0152, "NDCG@10": 0.0068}, "SASRec": {"HR@10": 0.0605, "NDCG@10": 0.0318}},
+    "Toys": {"PopRec": {"HR@10": 0.0113, "NDCG@10": 0.0061}, "SASRec": {"HR@10": 0.0675, "NDCG@10": 0.0374}},
+}
+FILES = {"Beauty": "Beauty.txt", "Toys": "Toys_and_Games.txt"}
+
+
+def main() -> int:
+    if not AMAZON.is_dir():
+        print(f"bench_baselines: {AMAZON} not found", file=sys.stderr)
+        return 1
+    results: dict[str, object] = {"machine": platform.platform(), "datasets": {}}
+    reports = []
+    for name, filename in FILES.items():
+        dataset = load_dataset(str(AMAZON / filename))
+        split = leave_one_out(dataset)
+        rows: dict[str, dict[str, object]] = {}
+        for fold in ("validation", "test"):
+            data = split.fold(fold)
+            candidates = {
+                "pop": make_model("pop"),
+                "catpop": make_model("catpop"),
+                "itemknn": make_model("itemknn"),
+                "itemknn-earlier-defaults": ItemKNNRecommender(window=3, backward_weight=0.5, alpha=0.5, shrink=10.0),
+            }
+            for label, model in candidates.items():
+                started = time.perf_counter()
+                model.fit(data.fit_data)
+                fit_seconds = time.perf_counter() - started
+                report = evaluate(model, data, model_name=label)
+                reports.append(report)
+                rows[f"{label}/{fold}"] = {**report.to_dict(), "fit_seconds": fit_seconds}
+        test = {label.split("/")[0]: row["metrics"] for label, row in rows.items() if label.endswith("/test")}
+        published = PUBLISHED[name]
+        ratios = {
+            "pop_vs_published_poprec": {m: test["pop"][m] / published["PopRec"][m] for m in ("HR@10", "NDCG@10")},
+            "itemknn_vs_pop": {m: test["itemknn"][m] / test["pop"][m] for m in ("HR@10", "NDCG@10")},
+            "itemknn_vs_published_sasrec": {
+                m: test["itemknn"][m] / published["SASRec"][m] for m in ("HR@10", "NDCG@10")
+            },
+        }
+        results["datasets"][name] = {"runs": rows, "published": published, "ratios": ratios}  # type: ignore[index]
+        print(f"{name}: " + json.dumps(ratios), flush=True)
+    print(format_table(reports))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

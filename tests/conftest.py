@@ -1,0 +1,42 @@
+"""Shared fixtures: small hand-built shops whose right answers are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def make_shop(sequences: list[list[int]], n_items: int, categories: list[int] | None = None) -> Dataset:
+    """A dataset whose user ``u`` interacted with ``sequences[u]`` in order (timestamps 0, 1, ...)."""
+    users = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    items = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+    times = np.concatenate([np.arange(len(s)) for s in sequences])
+    catalog = Catalog(
+        item_ids=np.array([f"i{i}" for i in range(n_items)], dtype=object),
+        category=None if categories is None else np.asarray(categories),
+        category_names=() if categories is None else tuple(f"c{c}" for c in range(max(categories) + 1)),
+    )
+    return Dataset.create(
+        "toy",
+        np.array([f"u{u}" for u in range(len(sequences))], dtype=object),
+        catalog,
+        Interactions(users, items, times, np.full(len(users), EventType.PURCHASE)),
+        has_time=False,
+    )
+
+
+@pytest.fixture
+def chain_shop() -> Dataset:
+    """20 items in two categories (even/odd); users walk a chain i -> i+1, so the next item is learnable."""
+    rng = np.random.default_rng(7)
+    sequences = []
+    for _ in range(60):
+        start = int(rng.integers(0, 14))
+        sequences.append(list(range(start, start + int(rng.integers(4, 7)))))
+    return make_shop(sequences, n_items=20, categories=[i % 2 for i in range(20)])

@@ -1,0 +1,116 @@
+"""Conformance tests every registered model must pass, plus model-specific behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recdrill.data.dataset import Dataset
+from recdrill.errors import ConfigError, ModelFileError, NotFittedError
+from recdrill.models.base import BaseRecommender
+from recdrill.models.factory import MODEL_KINDS, load_model, make_model
+from recdrill.models.itemknn import ItemKNNRecommender
+from recdrill.models.popularity import CategoryPopularityRecommender, PopularityRecommender
+from tests.conftest import make_shop
+
+KINDS = sorted(MODEL_KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recommend_returns_k_unseen_items_best_first(kind: str, chain_shop: Dataset) -> None:
+    model = make_model(kind).fit(chain_shop)
+    histories = [[0, 1, 2], [], [5]]
+    recs = model.recommend(histories, k=5)
+    assert recs.items.shape == (3, 5) and recs.scores.shape == (3, 5)
+    for history, items, scores in zip(histories, recs.items, recs.scores, strict=True):
+        assert not set(history) & set(items.tolist())
+        assert len(set(items.tolist())) == 5
+        assert np.all(np.diff(scores) <= 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip_gives_identical_scores(kind: str, chain_shop: Dataset, tmp_path: Path) -> None:
+    model = make_model(kind).fit(chain_shop)
+    model.save(tmp_path / kind)
+    loaded = load_model(tmp_path / kind, chain_shop)
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    histories = [[0, 1, 2], [], [7, 8], [19]]
+    np.testing.assert_array_equal(loaded.score(histories), model.score(histories))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_predicting_before_fit_raises_not_fitted(kind: str) -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        make_model(kind).recommend([[0]])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_out_of_range_history_items_are_refused(kind: str, chain_shop: Dataset) -> None:
+    with pytest.raises(ConfigError, match=r"history item ids must lie in \[0, 20\)"):
+        make_model(kind).fit(chain_shop).score([[25]])
+
+
+def test_unknown_kind_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="unknown model 'bert'; choose one of catpop, itemknn, pop"):
+        make_model("bert")
+
+
+def test_loading_for_another_catalogue_is_refused(chain_shop: Dataset, tmp_path: Path) -> None:
+    PopularityRecommender().fit(chain_shop).save(tmp_path / "m")
+    other = make_shop([[0, 1, 2]], n_items=21)
+    with pytest.raises(ModelFileError, match="different catalogue"):
+        load_model(tmp_path / "m", other)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "state.npz").write_bytes(b"PK\x03\x04 truncated"), "corrupt model state"),
+        (lambda d: (d / "model.json").write_text("{not json"), "corrupt metadata"),
+        (lambda d: (d / "state.npz").unlink(), "missing state.npz"),
+        (lambda d: (d / "model.json").write_text(json.dumps({"kind": "pop"})), "lacks kind, params"),
+    ],
+)
+def test_damaged_model_folders_give_clear_errors(damage, message: str, chain_shop: Dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "m"
+    ItemKNNRecommender().fit(chain_shop).save(folder)
+    damage(folder)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(folder)
+
+
+def test_popularity_ranks_by_interaction_count() -> None:
+    shop = make_shop([[2, 2, 2, 1], [1, 0, 2]], n_items=4)
+    recs = PopularityRecommender().fit(shop).recommend([[]], k=4)
+    assert recs.items[0].tolist() == [2, 1, 0, 3]
+
+
+def test_category_popularity_prefers_the_users_category(chain_shop: Dataset) -> None:
+    model = CategoryPopularityRecommender().fit(chain_shop)
+    even_fan = model.recommend([[0, 2, 4, 6]], k=5).items[0]
+    odd_fan = model.recommend([[1, 3, 5, 7]], k=5).items[0]
+    assert all(item % 2 == 0 for item in even_fan)
+    assert all(item % 2 == 1 for item in odd_fan)
+
+
+def test_category_popularity_without_categories_is_plain_popularity() -> None:
+    shop = make_shop([[2, 2, 1], [1, 0, 2]], n_items=4)
+    assert CategoryPopularityRecommender().fit(shop).recommend([[3]], k=3).items[0].tolist() == [2, 1, 0]
+
+
+def test_itemknn_learns_the_next_item_of_a_chain(chain_shop: Dataset) -> None:
+    recs = ItemKNNRecommender(neighbours=5).fit(chain_shop).recommend([[3, 4, 5], [10, 11]], k=1)
+    assert recs.items[:, 0].tolist() == [6, 12]
+
+
+@pytest.mark.parametrize(("param", "value"), [("neighbours", 0), ("alpha", 1.5), ("recency_decay", 0.0)])
+def test_itemknn_bad_parameters_are_named(param: str, value: float, chain_shop: Dataset) -> None:
+    with pytest.raises(ConfigError, match=f"The '{param}' parameter of ItemKNNRecommender must be"):
+        ItemKNNRecommender(**{param: value}).fit(chain_shop)
+
+
+def test_every_registered_model_is_a_base_recommender() -> None:
+    assert all(issubclass(cls, BaseRecommender) and cls.kind == kind for kind, cls in MODEL_KINDS.items())
