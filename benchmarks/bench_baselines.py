@@ -27,7 +27,10 @@ OUT = ROOT / "benchmarks" / "results" / "baselines.json"
 
 # S3-Rec paper (CIKM 2020), full ranking, from ../shared/datasets/README.md.
 PUBLISHED = {
-    "Beauty": {"PopRec": {"HR@10": 0.0152, "NDCG@10": 0.0068}, "SASRec": {"HR@10": 0.0605, "NDCG@10": 0.0318}},
+    "Beauty": {
+        "PopRec": {"HR@10": 0.0152, "NDCG@10": 0.0068},
+        "SASRec": {"HR@10": 0.0605, "NDCG@10": 0.0318},
+    },
     "Toys": {"PopRec": {"HR@10": 0.0113, "NDCG@10": 0.0061}, "SASRec": {"HR@10": 0.0675, "NDCG@10": 0.0374}},
 }
 FILES = {"Beauty": "Beauty.txt", "Toys": "Toys_and_Games.txt"}
@@ -49,7 +52,9 @@ def main() -> int:
                 "pop": make_model("pop"),
                 "catpop": make_model("catpop"),
                 "itemknn": make_model("itemknn"),
-                "itemknn-earlier-defaults": ItemKNNRecommender(window=3, backward_weight=0.5, alpha=0.5, shrink=10.0),
+                "itemknn-earlier-defaults": ItemKNNRecommender(
+                    window=3, backward_weight=0.5, alpha=0.5, shrink=10.0
+                ),
             }
             for label, model in candidates.items():
                 started = time.perf_counter()
@@ -61,7 +66,9 @@ def main() -> int:
         test = {label.split("/")[0]: row["metrics"] for label, row in rows.items() if label.endswith("/test")}
         published = PUBLISHED[name]
         ratios = {
-            "pop_vs_published_poprec": {m: test["pop"][m] / published["PopRec"][m] for m in ("HR@10", "NDCG@10")},
+            "pop_vs_published_poprec": {
+                m: test["pop"][m] / published["PopRec"][m] for m in ("HR@10", "NDCG@10")
+            },
             "itemknn_vs_pop": {m: test["itemknn"][m] / test["pop"][m] for m in ("HR@10", "NDCG@10")},
             "itemknn_vs_published_sasrec": {
                 m: test["itemknn"][m] / published["SASRec"][m] for m in ("HR@10", "NDCG@10")

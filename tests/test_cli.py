@@ -113,7 +113,12 @@ def test_installed_script_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text("1 2 3\nu2 4\n")
     script = Path(sys.executable).with_name("recdrill")
-    run = subprocess.run([str(script), "data", "report", "--data", str(bad)], capture_output=True, text=True,
-                         timeout=60, check=False)  # fmt: skip
+    run = subprocess.run(
+        [str(script), "data", "report", "--data", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 4
     assert run.stderr.count("\n") == 1 and "bad.txt:2" in run.stderr and run.stdout == ""

@@ -22,20 +22,31 @@ from recdrill.eval.evaluate import EvalReport, evaluate, format_table
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, make_model
 
-DATA_HELP = "'shopsim' (synthetic shop), a SASRec-format .txt, the Online Retail parquet, or an interactions CSV/Parquet."
+DATA_HELP = (
+    "'shopsim' (synthetic shop), a SASRec-format .txt, the Online Retail parquet, "
+    "or an interactions CSV/Parquet."
+)
 MODEL_HELP = f"A model kind ({', '.join(sorted(MODEL_KINDS))}) or a folder written by 'recdrill train'."
 
 
 def _data_options(command: Any) -> Any:
-    command = click.option("--columns", default=None, metavar="MAP",
-                           help="Column mapping for a generic CSV/Parquet, e.g. 'user=uid,item=sku,timestamp=ts'.")(command)  # fmt: skip
-    command = click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")(
-        command
-    )
     command = click.option(
-        "--split", "split_kind", type=click.Choice(["loo", "time"]), default="loo", show_default=True,
+        "--columns",
+        default=None,
+        metavar="MAP",
+        help="Column mapping for a generic CSV/Parquet, e.g. 'user=uid,item=sku,timestamp=ts'.",
+    )(command)
+    command = click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop."
+    )(command)
+    command = click.option(
+        "--split",
+        "split_kind",
+        type=click.Choice(["loo", "time"]),
+        default="loo",
+        show_default=True,
         help="leave-one-out (the published protocol) or time-based (last 10% of time is test).",
-    )(command)  # fmt: skip
+    )(command)
     return click.option("--data", "data_spec", required=True, metavar="DATA", help=DATA_HELP)(command)
 
 
@@ -85,10 +96,22 @@ def cli() -> None:
 @_data_options
 @click.option("--model", "model_spec", required=True, metavar="MODEL", help=MODEL_HELP)
 @click.option("--fold", type=click.Choice(["test", "validation"]), default="test", show_default=True)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the metrics as JSON to this file.")  # fmt: skip
-def eval_command(data_spec: str, split_kind: str, seed: int, columns: str | None, model_spec: str, fold: str,
-                 json_out: Path | None) -> None:  # fmt: skip
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the metrics as JSON to this file.",
+)
+def eval_command(
+    data_spec: str,
+    split_kind: str,
+    seed: int,
+    columns: str | None,
+    model_spec: str,
+    fold: str,
+    json_out: Path | None,
+) -> None:
     """Evaluate a model with full ranking over all items (history excluded)."""
     dataset = _load(data_spec, columns, seed)
     split = _split(dataset, split_kind)
@@ -102,10 +125,19 @@ def eval_command(data_spec: str, split_kind: str, seed: int, columns: str | None
 
 @cli.command("train")
 @_data_options
-@click.option("--model", "model_kind", required=True, type=click.Choice(sorted(MODEL_KINDS)), help="Model kind.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to save into.")
-def train_command(data_spec: str, split_kind: str, seed: int, columns: str | None, model_kind: str, out: Path) -> None:
-    """Fit a model on the test fold's training data and save it (evaluate it with 'recdrill eval --model OUT')."""
+@click.option(
+    "--model", "model_kind", required=True, type=click.Choice(sorted(MODEL_KINDS)), help="Model kind."
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to save into."
+)
+def train_command(
+    data_spec: str, split_kind: str, seed: int, columns: str | None, model_kind: str, out: Path
+) -> None:
+    """Fit a model on the test fold's training data and save it.
+
+    Evaluate the saved model with 'recdrill eval --data DATA --model OUT'.
+    """
     dataset = _load(data_spec, columns, seed)
     split = _split(dataset, split_kind)
     _, model, fit_seconds = _fit_or_load(model_kind, split, "test")
@@ -116,8 +148,13 @@ def train_command(data_spec: str, split_kind: str, seed: int, columns: str | Non
 @cli.command("demo")
 @click.option("--data", "data_spec", default="shopsim", show_default=True, metavar="DATA", help=DATA_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
-              show_default=True, help="Folder for trained models and the results JSON.")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Folder for trained models and the results JSON.",
+)
 def demo_command(data_spec: str, seed: int, out: Path) -> None:
     """The main job: build a shop, train every baseline, print the evaluation table."""
     dataset = _load(data_spec, None, seed)
@@ -144,8 +181,13 @@ def data_group() -> None:
 @click.option("--data", "data_spec", required=True, metavar="DATA", help=DATA_HELP)
 @click.option("--columns", default=None, metavar="MAP", help="Column mapping for a generic CSV/Parquet.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the data-quality report as JSON.")  # fmt: skip
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the data-quality report as JSON.",
+)
 def data_report_command(data_spec: str, columns: str | None, seed: int, json_out: Path | None) -> None:
     """Load data and print its data-quality report: rows read, kept, and dropped per reason."""
     dataset = load_dataset(data_spec, columns=columns, seed=seed)

@@ -74,7 +74,9 @@ def test_loading_for_another_catalogue_is_refused(chain_shop: Dataset, tmp_path:
         (lambda d: (d / "model.json").write_text(json.dumps({"kind": "pop"})), "lacks kind, params"),
     ],
 )
-def test_damaged_model_folders_give_clear_errors(damage, message: str, chain_shop: Dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_model_folders_give_clear_errors(
+    damage, message: str, chain_shop: Dataset, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "m"
     ItemKNNRecommender().fit(chain_shop).save(folder)
     damage(folder)

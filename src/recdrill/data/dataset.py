@@ -193,8 +193,16 @@ class Dataset:
             query=None if query is None else np.asarray(query, dtype=np.int32),
             price=None if interactions.price is None else np.asarray(interactions.price, dtype=np.float64),
         ).select(order)
-        return cls(name, np.asarray(user_ids, dtype=object), catalog, normalised, has_time, queries,
-                   judgements, quality)  # fmt: skip
+        return cls(
+            name,
+            np.asarray(user_ids, dtype=object),
+            catalog,
+            normalised,
+            has_time,
+            queries,
+            judgements,
+            quality,
+        )
 
     @property
     def n_users(self) -> int:

@@ -30,7 +30,9 @@ class Ragged:
         if self.indptr.ndim != 1 or len(self.indptr) == 0 or self.indptr[0] != 0:
             raise ValueError("Ragged.indptr must be 1-d and start at 0")
         if int(self.indptr[-1]) != len(self.values):
-            raise ValueError(f"Ragged.indptr ends at {int(self.indptr[-1])} but there are {len(self.values)} values")
+            raise ValueError(
+                f"Ragged.indptr ends at {int(self.indptr[-1])} but there are {len(self.values)} values"
+            )
         if len(self.indptr) > 1 and np.any(np.diff(self.indptr) < 0):
             raise ValueError("Ragged.indptr must be non-decreasing")
 

@@ -63,10 +63,13 @@ def leave_one_out(dataset: Dataset) -> Split:
     Example:
         >>> from recdrill.data.dataset import Catalog, Dataset, Interactions
         >>> items = np.array(["a", "b", "c", "d"], dtype=object)
-        >>> inter = Interactions(user=np.zeros(4), item=np.arange(4), timestamp=np.arange(4), event=np.zeros(4))
-        >>> split = leave_one_out(Dataset.create("toy", np.array(["u"], dtype=object), Catalog(items), inter))
-        >>> split.test.targets.tolist(), split.validation.targets.tolist(), split.validation.histories.to_lists()
-        ([3], [2], [[0, 1]])
+        >>> inter = Interactions(np.zeros(4), np.arange(4), timestamp=np.arange(4), event=np.zeros(4))
+        >>> shop = Dataset.create("toy", np.array(["u"], dtype=object), Catalog(items), inter)
+        >>> split = leave_one_out(shop)
+        >>> split.test.targets.tolist(), split.validation.targets.tolist()
+        ([3], [2])
+        >>> split.validation.histories.to_lists()
+        [[0, 1]]
     """
     inter = dataset.interactions
     indptr = dataset.sequences().indptr
@@ -79,8 +82,13 @@ def leave_one_out(dataset: Dataset) -> Split:
     test_data = dataset.with_interactions(inter.select(keep))
     keep[validation_rows] = False
     validation_data = dataset.with_interactions(inter.select(keep))
-    validation = EvalFold("validation", validation_data, users, validation_data.sequences().take(users),
-                          inter.item[validation_rows])  # fmt: skip
+    validation = EvalFold(
+        "validation",
+        validation_data,
+        users,
+        validation_data.sequences().take(users),
+        inter.item[validation_rows],
+    )
     test = EvalFold("test", test_data, users, test_data.sequences().take(users), inter.item[test_rows])
     return Split("leave-one-out", validation, test, skipped_users=int(np.count_nonzero(lengths < 3)))
 

@@ -102,8 +102,16 @@ def format_table(reports: list[EvalReport]) -> str:
     keys = list(reports[0].metrics)
     header = ["dataset", "model", "fold", "users", *keys, "cov@10", "popbias", "sec"]
     rows = [
-        [r.dataset, r.model, r.fold, str(r.n_users), *(f"{r.metrics[k]:.4f}" for k in keys),
-         f"{r.coverage:.3f}", f"{r.popularity_bias:.3f}", f"{r.seconds:.1f}"]  # fmt: skip
+        [
+            r.dataset,
+            r.model,
+            r.fold,
+            str(r.n_users),
+            *(f"{r.metrics[k]:.4f}" for k in keys),
+            f"{r.coverage:.3f}",
+            f"{r.popularity_bias:.3f}",
+            f"{r.seconds:.1f}",
+        ]
         for r in reports
     ]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]

@@ -43,7 +43,7 @@ def popularity_percentiles(item_counts: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(item_counts), dtype=np.float64)
     ranks[order] = np.arange(len(item_counts), dtype=np.float64)
     # Average ranks over ties so equal counts get equal percentiles.
-    unique, inverse = np.unique(item_counts, return_inverse=True)
+    inverse = np.unique(item_counts, return_inverse=True)[1]
     mean_rank = np.bincount(inverse, weights=ranks) / np.bincount(inverse)
     return mean_rank[inverse] / max(len(item_counts) - 1, 1)
 

@@ -42,8 +42,11 @@ def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     rows = np.arange(len(targets))
     target_scores = scores[rows, targets][:, None]
     higher = np.count_nonzero(scores > target_scores, axis=1)
-    tied_before = np.count_nonzero((scores == target_scores) & (np.arange(scores.shape[1]) < targets[:, None]), axis=1)
-    return (higher + tied_before).astype(np.int64)
+    tied_before = np.count_nonzero(
+        (scores == target_scores) & (np.arange(scores.shape[1]) < targets[:, None]), axis=1
+    )
+    ranks: np.ndarray = (higher + tied_before).astype(np.int64)
+    return ranks
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -112,7 +112,7 @@ class BaseRecommender:
             "n_items": self.n_items_,
             "fingerprint": self.fingerprint_,
         }
-        np.savez(folder / "state.npz", **self._state())
+        np.savez(folder / "state.npz", allow_pickle=False, **self._state())
         (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     @classmethod
@@ -155,7 +155,9 @@ def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     if not isinstance(meta, dict) or not {"kind", "params", "n_items", "fingerprint"} <= meta.keys():
         raise ModelFileError(meta_path, "metadata lacks kind, params, n_items or fingerprint")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(meta_path, f"format version {meta.get('format_version')} is not {FORMAT_VERSION}")
+        raise ModelFileError(
+            meta_path, f"format version {meta.get('format_version')} is not {FORMAT_VERSION}"
+        )
     try:
         # Opened here, not by np.load, so a corrupt archive cannot leak the file handle.
         with state_path.open("rb") as handle, np.load(handle, allow_pickle=False) as npz:
@@ -167,11 +169,17 @@ def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
 
 def csr_to_state(name: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
     """A sparse matrix as plain arrays named ``name.*``, for ``state.npz``."""
-    return {f"{name}.data": matrix.data, f"{name}.indices": matrix.indices, f"{name}.indptr": matrix.indptr,
-            f"{name}.shape": np.asarray(matrix.shape)}  # fmt: skip
+    return {
+        f"{name}.data": matrix.data,
+        f"{name}.indices": matrix.indices,
+        f"{name}.indptr": matrix.indptr,
+        f"{name}.shape": np.asarray(matrix.shape),
+    }
 
 
 def csr_from_state(name: str, state: dict[str, np.ndarray]) -> sp.csr_matrix:
     """Inverse of :func:`csr_to_state`."""
-    shape = tuple(int(x) for x in state[f"{name}.shape"])
-    return sp.csr_matrix((state[f"{name}.data"], state[f"{name}.indices"], state[f"{name}.indptr"]), shape=shape)
+    n_rows, n_cols = (int(x) for x in state[f"{name}.shape"])
+    return sp.csr_matrix(
+        (state[f"{name}.data"], state[f"{name}.indices"], state[f"{name}.indptr"]), shape=(n_rows, n_cols)
+    )

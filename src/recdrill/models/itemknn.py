@@ -50,8 +50,14 @@ class ItemKNNRecommender(BaseRecommender):
 
     kind: ClassVar[str] = "itemknn"
     params: ClassVar[tuple[str, ...]] = (
-        "neighbours", "window", "backward_weight", "alpha", "shrink", "history_length", "recency_decay",
-    )  # fmt: skip
+        "neighbours",
+        "window",
+        "backward_weight",
+        "alpha",
+        "shrink",
+        "history_length",
+        "recency_decay",
+    )
 
     similarity_: sp.csr_matrix  # [n_items, n_items], row a: items b scored by a
     share_: np.ndarray
@@ -76,18 +82,27 @@ class ItemKNNRecommender(BaseRecommender):
 
     def _validate_params(self) -> None:
         checks = {
-            "neighbours": (self.neighbours, isinstance(self.neighbours, int) and self.neighbours >= 1, "an int >= 1"),
+            "neighbours": (
+                self.neighbours,
+                isinstance(self.neighbours, int) and self.neighbours >= 1,
+                "an int >= 1",
+            ),
             "window": (self.window, isinstance(self.window, int) and self.window >= 1, "an int >= 1"),
             "backward_weight": (self.backward_weight, 0.0 <= self.backward_weight <= 1.0, "in [0, 1]"),
             "alpha": (self.alpha, 0.0 <= self.alpha <= 1.0, "in [0, 1]"),
             "shrink": (self.shrink, self.shrink >= 0.0, ">= 0"),
-            "history_length": (self.history_length,
-                               isinstance(self.history_length, int) and self.history_length >= 1, "an int >= 1"),
+            "history_length": (
+                self.history_length,
+                isinstance(self.history_length, int) and self.history_length >= 1,
+                "an int >= 1",
+            ),
             "recency_decay": (self.recency_decay, 0.0 < self.recency_decay <= 1.0, "in (0, 1]"),
-        }  # fmt: skip
+        }
         for name, (value, ok, expected) in checks.items():
             if not ok:
-                raise ConfigError(f"The '{name}' parameter of ItemKNNRecommender must be {expected}, got {value!r}")
+                raise ConfigError(
+                    f"The '{name}' parameter of ItemKNNRecommender must be {expected}, got {value!r}"
+                )
 
     def _fit(self, dataset: Dataset) -> None:
         self._validate_params()
@@ -104,20 +119,23 @@ class ItemKNNRecommender(BaseRecommender):
             targets += [after, before]
             forward = np.full(len(before), 1.0 / distance, dtype=np.float32)
             weights += [forward, forward * np.float32(self.backward_weight)]
-        co = sp.coo_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))),
-                           shape=(n, n)).tocsr()  # fmt: skip
-        co.sum_duplicates()
+        pairs = sp.coo_matrix(
+            (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n)
+        )
+        pairs.sum_duplicates()  # one entry per (a, b): the summed co-occurrence weight
+        rows, cols = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
         counts = dataset.item_counts().astype(np.float64)
         self.share_ = (counts / max(counts.sum(), 1.0)).astype(np.float32)
-        co = co.tocoo()
-        norm = counts[co.row] ** self.alpha * counts[co.col] ** (1.0 - self.alpha) + self.shrink
-        similarity = sp.csr_matrix(((co.data / norm).astype(np.float32), (co.row, co.col)), shape=(n, n))
+        norm = np.power(counts[rows], self.alpha) * np.power(counts[cols], 1.0 - self.alpha) + self.shrink
+        similarity = sp.csr_matrix(((pairs.data / norm).astype(np.float32), (rows, cols)), shape=(n, n))
         self.similarity_ = _keep_top_per_row(similarity, self.neighbours)
 
     def _score(self, histories: Ragged) -> np.ndarray:
         recent = histories.last(self.history_length)
         # Age 0 is the last item of each row.
-        age = (np.repeat(recent.indptr[1:], recent.lengths) - 1 - np.arange(len(recent.values))).astype(np.float32)
+        age = (np.repeat(recent.indptr[1:], recent.lengths) - 1 - np.arange(len(recent.values))).astype(
+            np.float32
+        )
         weights = np.float32(self.recency_decay) ** age
         votes = sp.csr_matrix((weights, recent.values, recent.indptr), shape=(len(recent), self.n_items_))
         scores = np.asarray((votes @ self.similarity_).todense(), dtype=np.float32)

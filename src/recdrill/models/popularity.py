@@ -67,7 +67,9 @@ class CategoryPopularityRecommender(BaseRecommender):
 
     def _fit(self, dataset: Dataset) -> None:
         if not self.prior >= 0:
-            raise ConfigError(f"The 'prior' parameter of CategoryPopularityRecommender must be >= 0, got {self.prior}")
+            raise ConfigError(
+                f"The 'prior' parameter of CategoryPopularityRecommender must be >= 0, got {self.prior}"
+            )
         counts = dataset.item_counts().astype(np.float64)
         self.share_ = (counts / counts.sum()).astype(np.float32)
         groups = dataset.catalog.item_groups()
@@ -76,7 +78,7 @@ class CategoryPopularityRecommender(BaseRecommender):
         n_groups = int(groups.values.max()) + 1 if len(groups.values) else 1
         membership = groups.to_csr(n_groups)
         membership.data[:] = 1.0
-        sales = membership.T.multiply(counts[None, :]).tocsr()
+        sales = sp.csr_matrix(membership.T.multiply(counts[None, :]))
         totals = np.asarray(sales.sum(axis=1)).ravel()
         self.group_items_ = sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1.0)) @ sales, dtype=np.float32)
         self.item_groups_ = membership
@@ -91,11 +93,13 @@ class CategoryPopularityRecommender(BaseRecommender):
         return scores
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"share": self.share_, **csr_to_state("item_groups", self.item_groups_),
-                **csr_to_state("group_items", self.group_items_)}  # fmt: skip
+        return {
+            "share": self.share_,
+            **csr_to_state("item_groups", self.item_groups_),
+            **csr_to_state("group_items", self.group_items_),
+        }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.share_ = state["share"]
         self.item_groups_ = csr_from_state("item_groups", state)
         self.group_items_ = csr_from_state("group_items", state)
-
