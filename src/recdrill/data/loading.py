@@ -1,0 +1,69 @@
+"""One entry point for every data source: the synthetic shop or a file, chosen by its name and columns.
+
+Example:
+    >>> load_dataset("no/such/file.csv")
+    Traceback (most recent call last):
+        ...
+    recdrill.errors.DataFileNotFoundError: no/such/file.csv: no such file
+"""
+
+from __future__ import annotations
+
+from recdrill.data.dataset import Dataset
+from recdrill.data.online_retail import REQUIRED_COLUMNS, load_online_retail
+from recdrill.data.sequences import load_sequences
+from recdrill.data.tabular import (
+    ColumnMapping,
+    load_interactions,
+    parse_column_mapping,
+    read_column_names,
+    require_file,
+)
+from recdrill.errors import ConfigError, DataFormatError
+
+SYNTHETIC = "shopsim"
+
+
+def load_dataset(spec: str, *, columns: ColumnMapping | str | None = None, seed: int = 0) -> Dataset:
+    """Load the dataset that ``spec`` names.
+
+    ``"shopsim"`` is the synthetic shop (default settings, with ``seed``); a ``.txt`` file is read as
+    user sequences; a ``.parquet`` file with the Online Retail columns as Online Retail; any other
+    ``.csv``/``.parquet`` file as an interaction table with ``columns`` (default column names if
+    ``None``). A given ``columns`` mapping always selects the interaction-table loader; as text it
+    is parsed by :func:`parse_column_mapping` (the CLI's ``--columns``). ``seed`` is ignored for files.
+
+    Raises:
+        DataFileNotFoundError: the file does not exist.
+        DataFormatError: the extension is not one of ``.txt``, ``.csv``, ``.parquet``, or the
+            loader finds the file malformed.
+        DataSchemaError: a needed column is missing.
+        ConfigError: ``columns`` was given for a source that has no columns.
+
+    Example:
+        >>> # load_dataset("../shared/datasets/amazon/Beauty.txt").n_users
+        >>> # 22363
+    """
+    if spec == SYNTHETIC:
+        if columns is not None:
+            raise ConfigError(f"a column mapping does not apply to {SYNTHETIC!r}")
+        # Imported here: the generator is only needed for this source.
+        from recdrill.data.shopsim import ShopSim
+
+        return ShopSim(seed=seed).generate()
+    if isinstance(columns, str):
+        columns = parse_column_mapping(columns)
+    path = require_file(spec)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        if columns is not None:
+            raise ConfigError(f"a column mapping does not apply to sequence file {path}")
+        return load_sequences(path)
+    if suffix == ".parquet" and columns is None and set(REQUIRED_COLUMNS) <= set(read_column_names(path)):
+        return load_online_retail(path)
+    if suffix in (".csv", ".parquet"):
+        return load_interactions(path, columns)
+    kind = repr(path.suffix) if path.suffix else "without extension"
+    raise DataFormatError(
+        path, f"unsupported file type {kind}: expected .txt, .csv, .parquet or {SYNTHETIC!r}"
+    )
