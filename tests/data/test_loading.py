@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recdrill.data.dataset import Catalog, Dataset, Interactions
 from recdrill.data.loading import load_dataset
 from recdrill.errors import ConfigError, DataFileNotFoundError, DataFormatError, DataSchemaError
 
@@ -27,34 +23,28 @@ RETAIL = pd.DataFrame(
 )
 
 
-class FakeShopSim:
-    """Stands in for the synthetic shop so dispatch is tested without running the generator."""
-
-    seeds: ClassVar[list[int]] = []
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seeds.append(seed)
-
-    def generate(self) -> Dataset:
-        interactions = Interactions(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1))
-        return Dataset.create(
-            "shopsim", np.array(["u"], dtype=object), Catalog(np.array(["i"])), interactions
-        )
+def test_shopsim_spec_builds_the_synthetic_shop_with_seed_and_settings() -> None:
+    small = "shopsim:n_items=200,n_users=100,n_events=2000"
+    shop = load_dataset(small, seed=3)
+    assert (shop.name, shop.n_items, shop.n_users, len(shop.interactions)) == ("shopsim", 200, 100, 2000)
+    again = load_dataset(small, seed=3)
+    other = load_dataset(small, seed=4)
+    assert np.array_equal(shop.interactions.item, again.interactions.item)
+    assert not np.array_equal(shop.interactions.item, other.interactions.item)
 
 
-@pytest.fixture
-def fake_shopsim(monkeypatch: pytest.MonkeyPatch) -> type[FakeShopSim]:
-    module = types.ModuleType("recdrill.data.shopsim")
-    module.ShopSim = FakeShopSim  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "recdrill.data.shopsim", module)
-    FakeShopSim.seeds = []
-    return FakeShopSim
-
-
-def test_shopsim_is_generated_with_the_seed(fake_shopsim: type[FakeShopSim]) -> None:
-    assert load_dataset("shopsim").name == "shopsim"
-    assert load_dataset("shopsim", seed=3).name == "shopsim"
-    assert fake_shopsim.seeds == [0, 3]
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("shopsim:n_items", "must look like name=value"),
+        ("shopsim:n_items=many", "'n_items' must be an integer, got 'many'"),
+        ("shopsim:colour=3", "colour"),
+        ("shopsim:n_items=-3", "n_items must be a positive integer, got -3"),
+    ],
+)
+def test_bad_shopsim_settings_are_named(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_dataset(spec)
     with pytest.raises(ConfigError, match="a column mapping does not apply to 'shopsim'"):
         load_dataset("shopsim", columns="user=u")
 

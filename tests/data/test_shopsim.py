@@ -8,8 +8,8 @@ import pytest
 
 from recdrill.data.dataset import Dataset, EventType, Relevance
 from recdrill.data.shopsim import DriftConfig, ShopSim, ShopSimConfig
-from recdrill.data.shopsim_config import START_DATE
-from recdrill.data.shopsim_vocab import MAX_BRANDS, TOP_CATEGORIES, brand_name
+from recdrill.data.shopsim.config import START_DATE
+from recdrill.data.shopsim.vocab import MAX_BRANDS, TOP_CATEGORIES, brand_name
 from recdrill.errors import ConfigError
 
 SMALL: dict[str, Any] = {"n_items": 500, "n_users": 300, "n_events": 5_000}

@@ -8,7 +8,7 @@ least five events and the counts add up to exactly ``n_events``.
 
 Example:
     >>> import numpy as np
-    >>> from recdrill.data.shopsim_config import ShopSimConfig
+    >>> from recdrill.data.shopsim.config import ShopSimConfig
     >>> users = build_users(ShopSimConfig(n_users=100, n_events=2_000), np.random.default_rng(0))
     >>> int(users.n_events.sum()), int(users.n_events.min()) >= 5, users.taste.shape
     (2000, True, (2, 100, 40))
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recdrill.data.shopsim_catalog import numbered_ids
-from recdrill.data.shopsim_config import MIN_EVENTS_PER_USER, ShopSimConfig
+from recdrill.data.shopsim.catalog import numbered_ids
+from recdrill.data.shopsim.config import MIN_EVENTS_PER_USER, ShopSimConfig
 
 TASTE_CONCENTRATION = 0.2  # mean Dirichlet alpha per leaf: most of a user's taste sits on a few leaves
 ACTIVITY_SPREAD = 1.0  # sd of log activity: heavy-tailed events per user

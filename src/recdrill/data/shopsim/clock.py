@@ -6,7 +6,7 @@ times the sessions of a normal day. Hours are UTC (the shop's local time). Insid
 follow each other after lognormal gaps of a few seconds to a few minutes.
 
 Example:
-    >>> from recdrill.data.shopsim_config import ShopSimConfig
+    >>> from recdrill.data.shopsim.config import ShopSimConfig
     >>> weights = hourly_weights(ShopSimConfig(days=7, promotion_day=None))
     >>> weights.shape, bool(weights[20] > 10 * weights[4])
     ((168,), True)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.data.shopsim_config import SECONDS_PER_DAY, ShopSimConfig
+from recdrill.data.shopsim.config import SECONDS_PER_DAY, ShopSimConfig
 
 SECONDS_PER_HOUR = 3_600
 # Relative traffic per UTC hour: quiet at night, a lunchtime bump, the peak at 20:00.

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recdrill.data.dataset import Judgements, Relevance
-from recdrill.data.shopsim_catalog import ShopCatalog
+from recdrill.data.shopsim.catalog import ShopCatalog
 
 QUERY_KIND_SHARE = (0.25, 0.45, 0.30)  # noun alone, adjective + noun, brand + noun
 MAX_PARTIAL = 20

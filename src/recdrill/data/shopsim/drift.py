@@ -6,8 +6,8 @@ dearer after the drift time.
 
 Example:
     >>> import numpy as np
-    >>> from recdrill.data.shopsim_catalog import build_catalog
-    >>> from recdrill.data.shopsim_config import DriftConfig, ShopSimConfig
+    >>> from recdrill.data.shopsim.catalog import build_catalog
+    >>> from recdrill.data.shopsim.config import DriftConfig, ShopSimConfig
     >>> config = ShopSimConfig(n_items=100, n_brands=20, drift=DriftConfig(new_items=0.1, price_shock=2.0))
     >>> shop = build_catalog(config, np.random.default_rng(0))
     >>> drift = draw_drift(config, shop, np.random.default_rng(1))
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recdrill.data.shopsim_catalog import ShopCatalog
-from recdrill.data.shopsim_config import ShopSimConfig
+from recdrill.data.shopsim.catalog import ShopCatalog
+from recdrill.data.shopsim.config import ShopSimConfig
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ of view/click/cart/purchase events with real sequential structure, search querie
 relevance judgements, a daily and weekly rhythm with a promotion surge, and optional drift. The
 parts live in their own modules:
 
-* :mod:`~recdrill.data.shopsim_config`: :class:`ShopSimConfig` and :class:`DriftConfig`;
-* :mod:`~recdrill.data.shopsim_vocab`: the words of categories, titles and queries;
-* :mod:`~recdrill.data.shopsim_catalog`: items, prices, titles and item neighbours;
-* :mod:`~recdrill.data.shopsim_users`: tastes, price sensitivity and activity;
-* :mod:`~recdrill.data.shopsim_clock`: when sessions happen;
-* :mod:`~recdrill.data.shopsim_sessions`: what users look at and do;
-* :mod:`~recdrill.data.shopsim_search`: queries and the relevance rule;
-* :mod:`~recdrill.data.shopsim_drift`: which items and categories drift touches.
+* :mod:`~recdrill.data.shopsim.config`: :class:`ShopSimConfig` and :class:`DriftConfig`;
+* :mod:`~recdrill.data.shopsim.vocab`: the words of categories, titles and queries;
+* :mod:`~recdrill.data.shopsim.catalog`: items, prices, titles and item neighbours;
+* :mod:`~recdrill.data.shopsim.users`: tastes, price sensitivity and activity;
+* :mod:`~recdrill.data.shopsim.clock`: when sessions happen;
+* :mod:`~recdrill.data.shopsim.sessions`: what users look at and do;
+* :mod:`~recdrill.data.shopsim.search`: queries and the relevance rule;
+* :mod:`~recdrill.data.shopsim.drift`: which items and categories drift touches.
 
 Everything is drawn from one ``np.random.default_rng(seed)`` (split into independent streams per
 part), so the same config always gives the same shop.
@@ -27,15 +27,13 @@ import numpy as np
 
 from recdrill.data.dataset import Dataset, Interactions
 from recdrill.data.quality import DataQualityReport
-from recdrill.data.shopsim_catalog import build_catalog, neighbour_table
-from recdrill.data.shopsim_config import DriftConfig, ShopSimConfig
-from recdrill.data.shopsim_drift import draw_drift
-from recdrill.data.shopsim_search import build_search
-from recdrill.data.shopsim_sessions import N_NEIGHBOURS, simulate_sessions
-from recdrill.data.shopsim_users import build_users
+from recdrill.data.shopsim.catalog import build_catalog, neighbour_table
+from recdrill.data.shopsim.config import ShopSimConfig
+from recdrill.data.shopsim.drift import draw_drift
+from recdrill.data.shopsim.search import build_search
+from recdrill.data.shopsim.sessions import N_NEIGHBOURS, simulate_sessions
+from recdrill.data.shopsim.users import build_users
 from recdrill.errors import ConfigError
-
-__all__ = ["DriftConfig", "ShopSim", "ShopSimConfig", "ShopSimTruth"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class ShopSim:
         started with a search, -1 otherwise. ``judgements`` grade items per query: EXACT when the item
         is in the query's leaf category and its title holds every query word, PARTIAL for the other
         items of that leaf (at most 20 sampled), IRRELEVANT for items of other top categories (at most
-        20 sampled); see :mod:`~recdrill.data.shopsim_search`.
+        20 sampled); see :mod:`~recdrill.data.shopsim.search`.
 
         Also sets :attr:`truth_`. Calling it again gives an identical dataset.
         """

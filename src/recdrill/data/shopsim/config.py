@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
 from typing import Any
 
-from recdrill.data.shopsim_vocab import MAX_BRANDS, MAX_SUBCATEGORIES, MAX_TOP_CATEGORIES
+from recdrill.data.shopsim.vocab import MAX_BRANDS, MAX_SUBCATEGORIES, MAX_TOP_CATEGORIES
 from recdrill.errors import ConfigError
 
 SECONDS_PER_DAY = 86_400

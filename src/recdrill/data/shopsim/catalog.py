@@ -8,7 +8,7 @@ they are looked at) and quality (how often a look turns into a purchase).
 
 Example:
     >>> import numpy as np
-    >>> from recdrill.data.shopsim_config import ShopSimConfig
+    >>> from recdrill.data.shopsim.config import ShopSimConfig
     >>> shop = build_catalog(ShopSimConfig(n_items=100, n_brands=20), np.random.default_rng(0))
     >>> shop.catalog.n_items, len(shop.catalog.category_names), shop.catalog.item_ids[0]
     (100, 48, 'SKU-000000')
@@ -22,8 +22,8 @@ import numpy as np
 
 from recdrill.data.dataset import Catalog
 from recdrill.data.ragged import Ragged
-from recdrill.data.shopsim_config import ShopSimConfig
-from recdrill.data.shopsim_vocab import MAX_BRANDS, TOP_CATEGORIES, brand_name
+from recdrill.data.shopsim.config import ShopSimConfig
+from recdrill.data.shopsim.vocab import MAX_BRANDS, TOP_CATEGORIES, brand_name
 
 MIN_PRICE = 0.99
 LEAF_PRICE_SPREAD = 0.35  # sd of a leaf's log price level around its top category's median
@@ -90,7 +90,7 @@ def build_catalog(config: ShopSimConfig, rng: np.random.Generator) -> ShopCatalo
     """Draw a catalogue of ``config.n_items`` items from ``rng``.
 
     Example:
-        >>> from recdrill.data.shopsim_config import ShopSimConfig
+        >>> from recdrill.data.shopsim.config import ShopSimConfig
         >>> shop = build_catalog(ShopSimConfig(n_items=50, n_top_categories=2, n_brands=4),
         ...                      np.random.default_rng(1))
         >>> shop.catalog.category_names[:3], shop.catalog.category_parent[:3].tolist()

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recdrill.data.shopsim_catalog import ShopCatalog, neighbour_table
-from recdrill.data.shopsim_clock import draw_event_offsets, draw_session_starts
-from recdrill.data.shopsim_config import SECONDS_PER_DAY, ShopSimConfig
-from recdrill.data.shopsim_drift import ShopDrift
-from recdrill.data.shopsim_users import PRICE_SENSITIVITY_LEVELS, ShopUsers
+from recdrill.data.shopsim.catalog import ShopCatalog, neighbour_table
+from recdrill.data.shopsim.clock import draw_event_offsets, draw_session_starts
+from recdrill.data.shopsim.config import SECONDS_PER_DAY, ShopSimConfig
+from recdrill.data.shopsim.drift import ShopDrift
+from recdrill.data.shopsim.users import PRICE_SENSITIVITY_LEVELS, ShopUsers
 
 SESSION_BREAK = 0.2  # chance that an event opens a new session: sessions of 5 events on average
 P_NEIGHBOUR = 0.55  # next item: a neighbour of the previous one
