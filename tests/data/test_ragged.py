@@ -25,6 +25,13 @@ def test_to_csr_adds_repeated_values() -> None:
     assert matrix.tolist() == [[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]
 
 
+def test_to_csr_leaves_the_rows_untouched() -> None:
+    ragged = Ragged.from_lists([[2, 0, 2], [1, 1]])
+    ragged.to_csr(3)
+    assert ragged.to_lists() == [[2, 0, 2], [1, 1]]
+    assert ragged.indptr.tolist() == [0, 3, 5]
+
+
 def test_inconsistent_offsets_are_rejected() -> None:
     with pytest.raises(ValueError, match="ends at 3 but there are 2 values"):
         Ragged(np.array([0, 3]), np.array([1, 2], dtype=np.int32))

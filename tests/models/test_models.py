@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recdrill.data.dataset import Dataset
+from recdrill.data.ragged import Ragged
 from recdrill.errors import ConfigError, ModelFileError, NotFittedError
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, make_model
@@ -96,6 +98,18 @@ def test_category_popularity_prefers_the_users_category(chain_shop: Dataset) -> 
     odd_fan = model.recommend([[1, 3, 5, 7]], k=5).items[0]
     assert all(item % 2 == 0 for item in even_fan)
     assert all(item % 2 == 1 for item in odd_fan)
+
+
+def test_fitting_twice_on_one_catalogue_gives_the_same_model() -> None:
+    # Attribute lists with repeats: building the membership matrix must not rewrite the catalogue.
+    shop = make_shop([[0, 1, 2, 3], [1, 2, 3], [3, 0, 1]], n_items=4)
+    attributes = Ragged.from_lists([[0, 0, 1], [1, 2, 1], [2], [0, 2, 2]])
+    shop = replace(shop, catalog=replace(shop.catalog, attributes=attributes))
+    first = CategoryPopularityRecommender().fit(shop).score([[0], [2, 3]])
+    PopularityRecommender().fit(shop)
+    again = CategoryPopularityRecommender().fit(shop).score([[0], [2, 3]])
+    np.testing.assert_array_equal(first, again)
+    assert attributes.to_lists() == [[0, 0, 1], [1, 2, 1], [2], [0, 2, 2]]
 
 
 def test_category_popularity_without_categories_is_plain_popularity() -> None:

@@ -97,6 +97,8 @@ class Ragged:
     def to_csr(self, n_cols: int, weights: np.ndarray | None = None) -> sp.csr_matrix:
         """Rows as a sparse ``[n_rows, n_cols]`` matrix; repeated values add up."""
         data = np.ones(len(self.values), dtype=np.float32) if weights is None else weights.astype(np.float32)
-        matrix = sp.csr_matrix((data, self.values, self.indptr), shape=(len(self), n_cols))
+        # Copies: scipy keeps the arrays it is given, and sum_duplicates compacts them in place,
+        # which would silently rewrite this (frozen, shared) row data.
+        matrix = sp.csr_matrix((data, self.values.copy(), self.indptr.copy()), shape=(len(self), n_cols))
         matrix.sum_duplicates()
         return matrix
