@@ -110,7 +110,10 @@ def test_text_columns_as_written_by_other_tools(tmp_path: Path) -> None:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     shop = load_online_retail(write(tmp_path, frame))
     assert shop.quality is not None
-    assert dict(shop.quality.dropped) == {"unparseable date": 1, "missing customer id": 1}
+    assert dict(shop.quality.dropped) == {reason: 0 for reason in DROP_REASONS} | {
+        "unparseable date": 1,
+        "missing customer id": 1,
+    }
     assert shop.user_ids.tolist() == ["7", "00042"]  # numeric order
     assert shop.catalog.title is not None and shop.catalog.title.tolist() == ["", "APPLE"]
     assert shop.interactions.timestamp.tolist() == [1291278360, 1291364760, 1291191960]
@@ -165,7 +168,7 @@ def test_real_file_counts_add_up() -> None:
     assert quality is not None
     assert quality.rows_read == 541_909
     assert quality.rows_read == quality.rows_kept + quality.rows_dropped
-    assert dict(quality.dropped) == {
+    assert dict(quality.dropped) == {reason: 0 for reason in DROP_REASONS} | {
         "cancellation": 9_288,
         "missing customer id": 134_697,
         "non-product line": 1_550,

@@ -118,7 +118,7 @@ def load_online_retail(path: str | Path) -> Dataset:
         "non-positive quantity": ~(quantity > 0),
         "non-positive price": ~(price > 0),
     }
-    tally = QualityTally(str(path))
+    tally = QualityTally(str(path), DROP_REASONS)
     tally.read(len(frame))
     keep = np.ones(len(frame), dtype=bool)
     for reason in DROP_REASONS:

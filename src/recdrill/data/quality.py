@@ -52,12 +52,16 @@ class DataQualityReport:
 
 
 class QualityTally:
-    """Mutable counter a loader fills while reading; ``report`` freezes it."""
+    """Mutable counter a loader fills while reading; ``report`` freezes it.
 
-    def __init__(self, source: str) -> None:
+    ``reasons`` named up front appear in the report even when nothing was dropped for them, so a
+    reader sees that a check ran and found nothing.
+    """
+
+    def __init__(self, source: str, reasons: tuple[str, ...] = ()) -> None:
         self.source = source
         self._read = 0
-        self._dropped: Counter[str] = Counter()
+        self._dropped: Counter[str] = Counter({reason: 0 for reason in reasons})
         self._first: dict[str, int] = {}
 
     def read(self, n: int) -> None:
@@ -77,6 +81,6 @@ class QualityTally:
             source=self.source,
             rows_read=self._read,
             rows_kept=int(kept),
-            dropped=MappingProxyType(dict(self._dropped)),
+            dropped=MappingProxyType(dict(self._dropped)),  # Counter keeps zero entries
             first_row=MappingProxyType(dict(self._first)),
         )
