@@ -67,6 +67,19 @@ def test_train_then_eval_saved_model_matches_direct_eval(tmp_path: Path, sequenc
     assert saved["metrics"] == direct["metrics"]
 
 
+def test_saved_model_from_another_split_is_flagged(
+    tmp_path: Path, sequence_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = tmp_path / "saved-pop"
+    assert main(["train", "--data", str(sequence_file), "--model", "pop", "--out", str(model_dir)]) == 0
+    assert main(["eval", "--data", str(sequence_file), "--model", str(model_dir)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert (
+        main(["eval", "--data", str(sequence_file), "--model", str(model_dir), "--fold", "validation"]) == 0
+    )
+    assert "was not fitted on this fold's training data" in capsys.readouterr().err
+
+
 def _write_truncated_parquet(tmp_path: Path) -> Path:
     path = tmp_path / "cut.parquet"
     pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": [1, 2]}).to_parquet(path)

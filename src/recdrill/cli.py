@@ -23,8 +23,8 @@ from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, make_model
 
 DATA_HELP = (
-    "'shopsim' (synthetic shop), a SASRec-format .txt, the Online Retail parquet, "
-    "or an interactions CSV/Parquet."
+    "'shopsim' (synthetic shop; 'shopsim:n_items=2000,n_users=1000' to resize), a SASRec-format .txt, "
+    "the Online Retail parquet, or an interactions CSV/Parquet."
 )
 MODEL_HELP = f"A model kind ({', '.join(sorted(MODEL_KINDS))}) or a folder written by 'recdrill train'."
 
@@ -69,6 +69,12 @@ def _fit_or_load(model_spec: str, split: Split, fold: str) -> tuple[str, BaseRec
     started = time.perf_counter()
     if Path(model_spec).is_dir():
         model = load_model(model_spec, data)
+        if model.trained_on_ != data.interactions_digest():
+            click.echo(
+                f"warning: {model_spec} was not fitted on this fold's training data "
+                f"(another split or dataset?): its {fold} metrics may be optimistic",
+                err=True,
+            )
         return Path(model_spec).name, model, 0.0
     if model_spec not in MODEL_KINDS and ("/" in model_spec or Path(model_spec).suffix):
         raise ConfigError(f"model {model_spec!r}: no such model folder")
@@ -95,7 +101,13 @@ def cli() -> None:
 @cli.command("eval")
 @_data_options
 @click.option("--model", "model_spec", required=True, metavar="MODEL", help=MODEL_HELP)
-@click.option("--fold", type=click.Choice(["test", "validation"]), default="test", show_default=True)
+@click.option(
+    "--fold",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="Which held-out target to rank; choose settings on validation, report test.",
+)
 @click.option(
     "--json",
     "json_out",

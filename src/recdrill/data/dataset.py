@@ -232,6 +232,13 @@ class Dataset:
             digest.update(b"\0" + str(item_id).encode())
         return digest.hexdigest()[:16]
 
+    def interactions_digest(self) -> str:
+        """Short digest of the interactions, to tell whether a model saw exactly this training data."""
+        digest = hashlib.sha256()
+        for column in (self.interactions.user, self.interactions.item, self.interactions.timestamp):
+            digest.update(np.ascontiguousarray(column).tobytes())
+        return digest.hexdigest()[:16]
+
     def summary(self) -> str:
         lengths = self.sequences().lengths
         return (

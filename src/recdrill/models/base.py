@@ -63,6 +63,7 @@ class BaseRecommender:
 
     n_items_: int
     fingerprint_: str
+    trained_on_: str  # digest of the interactions it was fitted on
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.params}
@@ -72,6 +73,7 @@ class BaseRecommender:
             raise ConfigError(f"cannot fit {type(self).__name__} on {dataset.name}: it has no interactions")
         self.n_items_ = dataset.n_items
         self.fingerprint_ = dataset.fingerprint()
+        self.trained_on_ = dataset.interactions_digest()
         self._fit(dataset)
         return self
 
@@ -111,6 +113,7 @@ class BaseRecommender:
             "params": self.get_params(),
             "n_items": self.n_items_,
             "fingerprint": self.fingerprint_,
+            "trained_on": self.trained_on_,
         }
         np.savez(folder / "state.npz", allow_pickle=False, **self._state())
         (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -123,6 +126,7 @@ class BaseRecommender:
             raise ConfigError(f"saved parameters do not fit {cls.__name__}: {exc}") from exc
         model.n_items_ = int(meta["n_items"])
         model.fingerprint_ = str(meta["fingerprint"])
+        model.trained_on_ = str(meta.get("trained_on", ""))
         model._set_state(state)
         return model
 
