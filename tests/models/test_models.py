@@ -60,6 +60,23 @@ def test_unknown_kind_names_the_choices() -> None:
         make_model("bert")
 
 
+def test_saved_state_of_the_wrong_size_or_with_nan_is_refused(chain_shop: Dataset, tmp_path: Path) -> None:
+    PopularityRecommender().fit(chain_shop).save(tmp_path / "m")
+    np.savez(tmp_path / "m" / "state.npz", share=np.zeros(7, dtype=np.float32))
+    with pytest.raises(ModelFileError, match="model state is inconsistent"):
+        load_model(tmp_path / "m")
+    np.savez(tmp_path / "m" / "state.npz", share=np.full(20, np.nan, dtype=np.float32))
+    with pytest.raises(ModelFileError, match="finite scores for 20 items"):
+        load_model(tmp_path / "m")
+
+
+def test_class_load_refuses_another_kind(chain_shop: Dataset, tmp_path: Path) -> None:
+    PopularityRecommender().fit(chain_shop).save(tmp_path / "m")
+    assert PopularityRecommender.load(tmp_path / "m").recommend([[]], k=3).items.shape == (1, 3)
+    with pytest.raises(ModelFileError, match="holds a 'pop' model, not 'itemknn'"):
+        ItemKNNRecommender.load(tmp_path / "m")
+
+
 def test_loading_for_another_catalogue_is_refused(chain_shop: Dataset, tmp_path: Path) -> None:
     PopularityRecommender().fit(chain_shop).save(tmp_path / "m")
     other = make_shop([[0, 1, 2]], n_items=21)
@@ -74,6 +91,7 @@ def test_loading_for_another_catalogue_is_refused(chain_shop: Dataset, tmp_path:
         (lambda d: (d / "model.json").write_text("{not json"), "corrupt metadata"),
         (lambda d: (d / "state.npz").unlink(), "missing state.npz"),
         (lambda d: (d / "model.json").write_text(json.dumps({"kind": "pop"})), "lacks kind, params"),
+        (lambda d: np.savez(d / "state.npz", share=np.full(20, np.nan, dtype=np.float32)), "lacks array"),
     ],
 )
 def test_damaged_model_folders_give_clear_errors(

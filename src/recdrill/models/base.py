@@ -119,15 +119,34 @@ class BaseRecommender:
         (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     @classmethod
-    def from_saved(cls, meta: dict[str, Any], state: dict[str, np.ndarray]) -> Self:
+    def load(cls, path: str | Path) -> Self:
+        """Load a model of this class saved by :meth:`save` (use ``load_model`` for any kind)."""
+        meta, state = read_saved(path)
+        if meta["kind"] != cls.kind:
+            raise ModelFileError(path, f"holds a {meta['kind']!r} model, not {cls.kind!r}")
+        return cls.from_saved(meta, state, path)
+
+    @classmethod
+    def from_saved(cls, meta: dict[str, Any], state: dict[str, np.ndarray], path: str | Path) -> Self:
+        """Rebuild a model from what :func:`read_saved` returned for ``path``."""
         try:
             model = cls(**meta["params"])
         except TypeError as exc:
-            raise ConfigError(f"saved parameters do not fit {cls.__name__}: {exc}") from exc
+            raise ModelFileError(path, f"saved parameters do not fit {cls.__name__}: {exc}") from exc
         model.n_items_ = int(meta["n_items"])
         model.fingerprint_ = str(meta["fingerprint"])
         model.trained_on_ = str(meta.get("trained_on", ""))
-        model._set_state(state)
+        try:
+            model._set_state(state)
+        except KeyError as exc:
+            raise ModelFileError(path, f"model state lacks array {exc}") from exc
+        # A probe catches arrays of the wrong size or with NaN before the model serves anyone.
+        try:
+            probe = model.score(Ragged.from_lists([[]]))
+        except (ValueError, IndexError) as exc:
+            raise ModelFileError(path, f"model state is inconsistent: {exc}") from exc
+        if probe.shape != (1, model.n_items_) or not np.isfinite(probe).all():
+            raise ModelFileError(path, f"model state does not give finite scores for {model.n_items_} items")
         return model
 
     def _fit(self, dataset: Dataset) -> None:

@@ -29,10 +29,7 @@ def load_model(path: str | Path, dataset: Dataset | None = None) -> BaseRecommen
     cls = MODEL_KINDS.get(str(meta["kind"]))
     if cls is None:
         raise ModelFileError(path, f"unknown model kind {meta['kind']!r}")
-    try:
-        model = cls.from_saved(meta, state)
-    except KeyError as exc:
-        raise ModelFileError(path, f"model state lacks array {exc}") from exc
+    model = cls.from_saved(meta, state, path)
     if dataset is not None and model.fingerprint_ != dataset.fingerprint():
         raise ModelFileError(
             path,
