@@ -70,14 +70,16 @@ def main() -> int:
         rows["pop-published-recipe/test"] = leaky.to_dict()
         test = {label.split("/")[0]: row["metrics"] for label, row in rows.items() if label.endswith("/test")}
         published = PUBLISHED[name]
+
+        def ratio(numerator: dict[str, float], denominator: dict[str, float]) -> dict[str, float]:
+            return {m: numerator[m] / denominator[m] for m in ("HR@10", "NDCG@10")}
+
         ratios = {
-            "pop_vs_published_poprec": {
-                m: test["pop"][m] / published["PopRec"][m] for m in ("HR@10", "NDCG@10")
-            },
-            "itemknn_vs_pop": {m: test["itemknn"][m] / test["pop"][m] for m in ("HR@10", "NDCG@10")},
-            "itemknn_vs_published_sasrec": {
-                m: test["itemknn"][m] / published["SASRec"][m] for m in ("HR@10", "NDCG@10")
-            },
+            "pop_vs_published_poprec": ratio(test["pop"], published["PopRec"]),
+            "published_recipe_vs_published_poprec": ratio(test["pop-published-recipe"], published["PopRec"]),
+            "itemknn_vs_pop": ratio(test["itemknn"], test["pop"]),
+            "catpop_vs_pop": ratio(test["catpop"], test["pop"]),
+            "itemknn_vs_published_sasrec": ratio(test["itemknn"], published["SASRec"]),
         }
         results["datasets"][name] = {"runs": rows, "published": published, "ratios": ratios}  # type: ignore[index]
         print(f"{name}: " + json.dumps(ratios), flush=True)

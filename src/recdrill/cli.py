@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +22,8 @@ from recdrill.errors import ConfigError, RecdrillError
 from recdrill.eval.evaluate import EvalReport, evaluate, format_table
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, make_model
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 DATA_HELP = (
     "'shopsim' (synthetic shop; 'shopsim:n_items=2000,n_users=1000' to resize), a SASRec-format .txt, "
@@ -48,6 +51,12 @@ def _data_options(command: Any) -> Any:
         help="leave-one-out (the published protocol) or time-based (last 10% of time is test).",
     )(command)
     return click.option("--data", "data_spec", required=True, metavar="DATA", help=DATA_HELP)(command)
+
+
+def _json_option(help_text: str) -> Callable[[Command], Command]:
+    return click.option(
+        "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help_text
+    )
 
 
 def _load(data_spec: str, columns: str | None, seed: int) -> Dataset:
@@ -108,13 +117,7 @@ def cli() -> None:
     show_default=True,
     help="Which held-out target to rank; choose settings on validation, report test.",
 )
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the metrics as JSON to this file.",
-)
+@_json_option("Also write the metrics as JSON to this file.")
 def eval_command(
     data_spec: str,
     split_kind: str,
@@ -193,13 +196,7 @@ def data_group() -> None:
 @click.option("--data", "data_spec", required=True, metavar="DATA", help=DATA_HELP)
 @click.option("--columns", default=None, metavar="MAP", help="Column mapping for a generic CSV/Parquet.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the data-quality report as JSON.",
-)
+@_json_option("Also write the data-quality report as JSON.")
 def data_report_command(data_spec: str, columns: str | None, seed: int, json_out: Path | None) -> None:
     """Load data and print its data-quality report: rows read, kept, and dropped per reason."""
     dataset = load_dataset(data_spec, columns=columns, seed=seed)
