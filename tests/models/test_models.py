@@ -44,6 +44,16 @@ def test_save_load_round_trip_gives_identical_scores(kind: str, chain_shop: Data
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_scoring_leaves_the_histories_untouched(kind: str, chain_shop: Dataset) -> None:
+    # Unsorted rows with repeats: a sparse conversion that sorts in place would corrupt them, and
+    # the caller then excludes the wrong items.
+    histories = Ragged.from_lists([[5, 3, 5, 1], [9, 9], [4]])
+    make_model(kind).fit(chain_shop).score(histories)
+    assert histories.to_lists() == [[5, 3, 5, 1], [9, 9], [4]]
+    assert histories.indptr.tolist() == [0, 4, 6, 7]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_predicting_before_fit_raises_not_fitted(kind: str) -> None:
     with pytest.raises(NotFittedError, match="not fitted"):
         make_model(kind).recommend([[0]])
