@@ -7,6 +7,7 @@ code; usage errors exit 2. Nothing here holds logic a library user would need.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,11 +18,14 @@ import click
 
 from recdrill.data.dataset import Dataset
 from recdrill.data.loading import load_dataset
+from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import Split, leave_one_out, time_split_by_fraction
 from recdrill.errors import ConfigError, RecdrillError
 from recdrill.eval.evaluate import EvalReport, evaluate, format_table
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, make_model
+from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig
+from recdrill.serving.process import run_server
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -157,7 +161,53 @@ def train_command(
     split = _split(dataset, split_kind)
     _, model, fit_seconds = _fit_or_load(model_kind, split, "test")
     model.save(out)
+    ShopSnapshot.from_dataset(split.test.fit_data).save(out)  # what a server needs beside the model
     click.echo(f"saved {model_kind} to {out} (fit {fit_seconds:.1f} s)")
+
+
+@cli.command("serve")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder written by 'recdrill train'.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="uvicorn worker processes (each gets one BLAS thread when there are several).",
+)
+@click.option(
+    "--state-dir",
+    default=Path("recdrill-state"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Feedback log and fault table.",
+)
+@click.option(
+    "--deadline-ms",
+    default=50.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="Per-request deadline for the primary tier before falling back.",
+)
+def serve_command(
+    model_dir: Path, host: str, port: int, workers: int, state_dir: Path, deadline_ms: float
+) -> None:
+    """Serve recommendations over HTTP (admin key from the RECDRILL_ADMIN_KEY variable)."""
+    load_model(model_dir)  # fail here, with one clear line, rather than in every worker
+    ShopSnapshot.load(model_dir)
+    admin_key = os.environ.get(ENV_ADMIN_KEY)
+    if not admin_key:
+        click.echo(f"warning: {ENV_ADMIN_KEY} is not set: admin endpoints will refuse every key", err=True)
+    click.echo(f"serving {model_dir} on http://{host}:{port} with {workers} worker(s)", err=True)
+    config = ServeConfig(model_dir=model_dir, state_dir=state_dir, deadline_ms=deadline_ms)
+    run_server(config, host, port, workers, admin_key)
 
 
 @cli.command("demo")

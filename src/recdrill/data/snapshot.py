@@ -1,0 +1,137 @@
+"""A shop snapshot: what a serving process needs to know about the shop, saved beside a model.
+
+It maps external ids to dense ids, holds item popularity and categories (for the popularity tiers
+and category filters) and each known user's most recent items (so a request may name only a user).
+Saved as one ``snapshot.npz`` read without pickle.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recdrill.data.dataset import Dataset
+from recdrill.data.ragged import Ragged
+from recdrill.errors import DataFormatError
+
+SNAPSHOT_FILE = "snapshot.npz"
+
+
+@dataclass(frozen=True)
+class ShopSnapshot:
+    """Ids, popularity, categories and recent histories of one shop.
+
+    Example:
+        >>> from recdrill.data.shopsim import ShopSim
+        >>> shop = ShopSim(n_items=200, n_users=100, n_events=2000, seed=1).generate()
+        >>> snap = ShopSnapshot.from_dataset(shop, history_length=5)
+        >>> snap.item_index(["SKU-000003", "nope"]).tolist()
+        [3, -1]
+        >>> len(snap.histories.row(snap.user_index("U-000000")))
+        5
+    """
+
+    item_ids: np.ndarray  # str [n_items]
+    item_counts: np.ndarray  # int64 [n_items]
+    item_category: np.ndarray  # int32 [n_items], -1 unknown
+    category_names: tuple[str, ...]
+    category_parent: np.ndarray  # int32 [n_categories], -1 top level
+    user_ids: np.ndarray  # str [n_users]
+    histories: Ragged  # each user's most recent items, oldest first
+    _item_order: np.ndarray = field(init=False, repr=False, compare=False)
+    _user_order: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Sorted orders make id lookups a binary search rather than a scan per request.
+        object.__setattr__(self, "_item_order", np.argsort(self.item_ids, kind="stable"))
+        object.__setattr__(self, "_user_order", np.argsort(self.user_ids, kind="stable"))
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, history_length: int = 50) -> ShopSnapshot:
+        catalog = dataset.catalog
+        no_category = np.full(dataset.n_items, -1, dtype=np.int32)
+        return cls(
+            item_ids=np.asarray(catalog.item_ids, dtype=str),
+            item_counts=dataset.item_counts().astype(np.int64),
+            item_category=no_category if catalog.category is None else catalog.category.astype(np.int32),
+            category_names=catalog.category_names,
+            category_parent=(
+                np.full(len(catalog.category_names), -1, dtype=np.int32)
+                if catalog.category_parent is None
+                else catalog.category_parent.astype(np.int32)
+            ),
+            user_ids=np.asarray(dataset.user_ids, dtype=str),
+            histories=dataset.sequences().last(history_length),
+        )
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def item_index(self, item_ids: list[str]) -> np.ndarray:
+        """Dense ids of the given external item ids; -1 for unknown ones."""
+        return _lookup(self._item_order, self.item_ids, item_ids)
+
+    def user_index(self, user_id: str) -> int:
+        """Dense id of a user, or -1 if unknown."""
+        return int(_lookup(self._user_order, self.user_ids, [user_id])[0])
+
+    def category_items(self, name: str) -> np.ndarray | None:
+        """Dense ids of the items in category ``name`` or any of its sub-categories; None if unknown."""
+        if name not in self.category_names:
+            return None
+        wanted = self.category_names.index(name)
+        level = self.item_category.copy()
+        member = level == wanted
+        # Walk up the tree so items of sub-categories count too.
+        while np.any(level >= 0):
+            level = np.where(level >= 0, self.category_parent[np.maximum(level, 0)], -1)
+            member |= level == wanted
+        return np.flatnonzero(member)
+
+    def save(self, folder: str | Path) -> None:
+        np.savez(
+            Path(folder) / SNAPSHOT_FILE,
+            allow_pickle=False,
+            item_ids=self.item_ids,
+            item_counts=self.item_counts,
+            item_category=self.item_category,
+            category_names=np.asarray(self.category_names, dtype=str),
+            category_parent=self.category_parent,
+            user_ids=self.user_ids,
+            history_indptr=self.histories.indptr,
+            history_values=self.histories.values,
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ShopSnapshot:
+        path = Path(folder) / SNAPSHOT_FILE
+        try:
+            with path.open("rb") as handle, np.load(handle, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            return cls(
+                item_ids=arrays["item_ids"],
+                item_counts=arrays["item_counts"],
+                item_category=arrays["item_category"],
+                category_names=tuple(str(n) for n in arrays["category_names"]),
+                category_parent=arrays["category_parent"],
+                user_ids=arrays["user_ids"],
+                histories=Ragged(arrays["history_indptr"], arrays["history_values"]),
+            )
+        except FileNotFoundError as exc:
+            raise DataFormatError(path, "no shop snapshot: was the model saved by 'recdrill train'?") from exc
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataFormatError(path, f"corrupt shop snapshot: {exc}") from exc
+
+
+def _lookup(order: np.ndarray, ids: np.ndarray, wanted: list[str]) -> np.ndarray:
+    if len(ids) == 0 or not wanted:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    query = np.asarray(wanted, dtype=str)
+    position = np.searchsorted(ids, query, sorter=order)
+    position = np.minimum(position, len(ids) - 1)
+    found = order[position]
+    return np.where(ids[found] == query, found, -1).astype(np.int64)

@@ -1,0 +1,244 @@
+"""The HTTP API: recommendations through the tier router, durable feedback, health, metrics, faults.
+
+``create_app(config)`` builds the app; ``app_from_env()`` is the factory uvicorn workers call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from recdrill.data.snapshot import ShopSnapshot
+from recdrill.models.base import BaseRecommender
+from recdrill.models.factory import load_model
+from recdrill.serving.config import ServeConfig
+from recdrill.serving.faults import FaultPoint, FaultStore
+from recdrill.serving.feedback import FeedbackEvent, FeedbackLog
+from recdrill.serving.metrics import ServingMetrics
+from recdrill.serving.router import RoutedAnswer, TierRouter
+from recdrill.serving.schemas import FaultRequest, FeedbackRequest, RecommendRequest
+from recdrill.serving.tiers import ModelTier, PopularityTier, TierRequest
+
+log = logging.getLogger(__name__)
+HISTORY_LENGTH = 50
+ADMIN_KEY_HEADER = "X-API-Key"
+
+
+@dataclass
+class ServingState:
+    """Everything loaded once per worker at start-up."""
+
+    model: BaseRecommender
+    snapshot: ShopSnapshot
+    router: TierRouter
+    popular: PopularityTier
+    faults: FaultStore
+    feedback: FeedbackLog
+    model_version: str
+    category_items: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    """The recdrill serving app for one worker; the model is loaded at start-up (see ``/readyz``)."""
+    metrics = ServingMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.serving = _load_state(config)
+        try:
+            yield
+        finally:
+            state: ServingState = app.state.serving
+            del app.state.serving
+            state.faults.close()
+            state.feedback.close()
+
+    app = FastAPI(title="recdrill", lifespan=lifespan)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+
+    def require_admin(request: Request) -> None:
+        key = request.headers.get(ADMIN_KEY_HEADER)
+        if not key:
+            raise HTTPException(401, detail=f"missing {ADMIN_KEY_HEADER} header")
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        if config.admin_key_sha256 is None or not hmac.compare_digest(digest, config.admin_key_sha256):
+            raise HTTPException(403, detail="this key may not administer faults")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"error": "invalid request", "detail": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+    @app.post("/v1/recommend")
+    async def recommend(body: RecommendRequest, s: Loaded) -> JSONResponse:
+        started = time.perf_counter()
+        request = _tier_request(s, body)
+        if len(request.history) == 0:
+            routed = RoutedAnswer(await s.popular.serve(request), s.popular.name)  # cold start
+        else:
+            routed = await s.router.route(request)
+            if routed.served_by != s.router.tiers[0].name:
+                metrics.fallbacks.inc()
+        metrics.served_by.labels(routed.served_by).inc()
+        for tier, reason in routed.skipped:
+            metrics.tier_skips.labels(tier, reason).inc()
+        items = s.snapshot.item_ids[routed.answer.items].tolist()
+        scores = routed.answer.scores.astype(float).tolist()
+        return JSONResponse(
+            {
+                "items": [{"item_id": i, "score": v} for i, v in zip(items, scores, strict=True)],
+                "served_by": routed.served_by,
+                "model_version": s.model_version,
+                "latency_ms": (time.perf_counter() - started) * 1000.0,
+            }
+        )
+
+    @app.post("/v1/feedback")
+    async def feedback(body: FeedbackRequest, s: Loaded) -> JSONResponse:
+        event = FeedbackEvent(body.user_id, body.item_id, body.event, body.ts)
+        row = await asyncio.to_thread(s.feedback.append, event)  # returns after the commit
+        metrics.feedback.labels(body.event).inc()
+        return JSONResponse({"status": "committed", "id": row})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        loaded: ServingState | None = getattr(app.state, "serving", None)
+        if loaded is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ready", "model_version": loaded.model_version})
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post("/admin/faults", status_code=201, dependencies=[Depends(require_admin)])
+    async def add_fault(body: FaultRequest, s: Loaded) -> dict[str, Any]:
+        fault = s.faults.add(body.point, body.kind, body.ttl_s, body.latency_ms, body.rate)
+        log.warning("fault %s injected: %s at %s for %.0f s", fault.id, fault.kind, fault.point, body.ttl_s)
+        return fault.to_dict()
+
+    @app.get("/admin/faults", dependencies=[Depends(require_admin)])
+    async def list_faults(s: Loaded) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in s.faults.active()]
+
+    @app.delete("/admin/faults/{fault_id}", dependencies=[Depends(require_admin)])
+    async def remove_fault(fault_id: str, s: Loaded) -> dict[str, str]:
+        if not s.faults.remove(fault_id):
+            raise HTTPException(404, detail=f"no active fault {fault_id!r}")
+        log.warning("fault %s removed", fault_id)
+        return {"status": "removed", "id": fault_id}
+
+    return app
+
+
+def _serving_state(request: Request) -> ServingState:
+    loaded: ServingState | None = getattr(request.app.state, "serving", None)
+    if loaded is None:
+        raise HTTPException(503, detail="model not loaded")
+    return loaded
+
+
+Loaded = Annotated[ServingState, Depends(_serving_state)]
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: the configuration comes from ``RECDRILL_*`` variables."""
+    return create_app(ServeConfig.from_env())
+
+
+def _load_state(config: ServeConfig) -> ServingState:
+    model = load_model(config.model_dir)
+    snapshot = ShopSnapshot.load(config.model_dir)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    faults = FaultStore(config.state_dir / "faults.db")
+    popular = PopularityTier(snapshot)
+    primary = ModelTier(model, FaultPoint(faults, "ranker"))
+    router = TierRouter([primary], popular, deadline_s=config.deadline_ms / 1000.0)
+    version = f"{model.kind}-{model.trained_on_[:8]}"
+    return ServingState(
+        model, snapshot, router, popular, faults, FeedbackLog(config.state_dir / "feedback.db"), version
+    )
+
+
+def _tier_request(s: ServingState, body: RecommendRequest) -> TierRequest:
+    given = s.snapshot.item_index(body.history) if body.history else np.zeros(0, dtype=np.int64)
+    history = given[given >= 0]
+    if body.user_id is not None:
+        user = s.snapshot.user_index(body.user_id)
+        if user >= 0:
+            history = np.concatenate([s.snapshot.histories.row(user), history])
+    allowed = None
+    if body.category is not None:
+        allowed = s.category_items.get(body.category)
+        if allowed is None:
+            found = s.snapshot.category_items(body.category)
+            if found is None:
+                raise HTTPException(422, detail=f"unknown category {body.category!r}")
+            allowed = s.category_items.setdefault(body.category, found)
+    return TierRequest(history[-HISTORY_LENGTH:].astype(np.int64), body.k, allowed)
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+class _MetricsMiddleware:
+    """Counts requests and latency per route template (not per path, to bound label values).
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware would cost more than the model call.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            if status >= 500:
+                self.metrics.errors.labels(route).inc()

@@ -1,0 +1,70 @@
+"""Prometheus metrics of the serving path, exposed in the text format on ``/metrics``.
+
+With several uvicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by ``recdrill serve`` and each
+worker writes its values there; ``/metrics`` then aggregates all workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServingMetrics:
+    """The counters and histograms one app updates; each app owns a registry (tests run several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "recdrill_requests_total",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recdrill_request_latency_seconds",
+            "Request latency by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.served_by = Counter(
+            "recdrill_served_by_total",
+            "Recommendations answered by each tier.",
+            ["tier"],
+            registry=self.registry,
+        )
+        self.tier_skips = Counter(
+            "recdrill_tier_skips_total",
+            "Tiers skipped by reason (error, late, invalid).",
+            ["tier", "reason"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "recdrill_fallbacks_total",
+            "Recommendations not answered by the first tier.",
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "recdrill_errors_total",
+            "Requests that ended in a 5xx, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "recdrill_feedback_total",
+            "Feedback events committed, by event type.",
+            ["event"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The text format for ``/metrics``: this process, or all workers in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,56 @@
+"""Request and response bodies of the HTTP API (pydantic: strict types, unknown fields refused)."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recdrill.serving.faults import FaultKind, FaultPointName
+
+MAX_K = 100
+MAX_HISTORY = 200
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RecommendRequest(Strict):
+    user_id: str | None = Field(None, min_length=1, max_length=128)
+    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
+    k: int = Field(10, ge=1, le=MAX_K)
+    category: str | None = Field(None, min_length=1, max_length=128)
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    items: list[ScoredItem]
+    served_by: str
+    model_version: str
+    latency_ms: float
+
+
+class FeedbackRequest(Strict):
+    user_id: str = Field(min_length=1, max_length=128)
+    item_id: str = Field(min_length=1, max_length=128)
+    event: Literal["view", "click", "cart", "purchase"]
+    ts: float = Field(default_factory=time.time, ge=0)
+
+
+class FeedbackResponse(BaseModel):
+    status: Literal["committed"]
+    id: int
+
+
+class FaultRequest(Strict):
+    point: FaultPointName = "ranker"
+    kind: FaultKind
+    latency_ms: float = Field(0.0, ge=0, le=60_000)
+    rate: float = Field(1.0, ge=0, le=1)
+    ttl_s: float = Field(gt=0, le=3600)
