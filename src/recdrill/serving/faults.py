@@ -8,6 +8,7 @@ TTL stops acting by itself, whether or not anyone calls again.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sqlite3
 import threading
@@ -58,7 +59,8 @@ class FaultStore:
         )
         self._connection.commit()
         self._cached: tuple[Fault, ...] = ()
-        self._cached_at = -1.0
+        # -inf, not -1: monotonic time starts near 0 at boot, so "-1" could look fresh to a long refresh_s.
+        self._cached_at = -math.inf
 
     def add(self, point: str, kind: str, ttl_s: float, latency_ms: float = 0.0, rate: float = 1.0) -> Fault:
         now = time.time()
@@ -68,14 +70,14 @@ class FaultStore:
                 "INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(asdict(fault).values())
             )
             self._connection.commit()
-            self._cached_at = -1.0
+            self._cached_at = -math.inf
         return fault
 
     def remove(self, fault_id: str) -> bool:
         with self._lock:
             deleted = self._connection.execute("DELETE FROM faults WHERE id = ?", (fault_id,)).rowcount
             self._connection.commit()
-            self._cached_at = -1.0
+            self._cached_at = -math.inf
         return bool(deleted)
 
     def active(self) -> tuple[Fault, ...]:

@@ -100,9 +100,24 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "recdrill", "serve", "--model", str(self.model_dir),
-                   "--state-dir", str(self.state_dir), "--host", self.host, "--port", str(self.port),
-                   "--workers", str(self.workers), "--deadline-ms", str(self.deadline_ms)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "recdrill",
+            "serve",
+            "--model",
+            str(self.model_dir),
+            "--state-dir",
+            str(self.state_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--deadline-ms",
+            str(self.deadline_ms),
+        ]
         env = {**os.environ, **SINGLE_THREAD_ENV}
         if self.admin_key:
             env["RECDRILL_ADMIN_KEY"] = self.admin_key

@@ -1,0 +1,99 @@
+"""Commands for data and models: evaluate, train, inspect data quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from recdrill.cli.app import cli
+from recdrill.cli.common import (
+    DATA_HELP,
+    MODEL_HELP,
+    data_options,
+    fit_or_load,
+    json_option,
+    load_data,
+    make_split,
+    report_dict,
+)
+from recdrill.data.loading import load_dataset
+from recdrill.data.snapshot import ShopSnapshot
+from recdrill.eval.evaluate import evaluate, format_table
+from recdrill.models.factory import MODEL_KINDS
+
+
+@cli.command("eval")
+@data_options
+@click.option("--model", "model_spec", required=True, metavar="MODEL", help=MODEL_HELP)
+@click.option(
+    "--fold",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="Which held-out target to rank; choose settings on validation, report test.",
+)
+@json_option("Also write the metrics as JSON to this file.")
+def eval_command(
+    data_spec: str,
+    split_kind: str,
+    seed: int,
+    columns: str | None,
+    model_spec: str,
+    fold: str,
+    json_out: Path | None,
+) -> None:
+    """Evaluate a model with full ranking over all items (history excluded)."""
+    dataset = load_data(data_spec, columns, seed)
+    split = make_split(dataset, split_kind)
+    name, model, fit_seconds = fit_or_load(model_spec, split, fold)
+    report = evaluate(model, split.fold(fold), model_name=name)
+    click.echo(format_table([report]))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report_dict(report, fit_seconds, split), indent=2))
+
+
+@cli.command("train")
+@data_options
+@click.option(
+    "--model", "model_kind", required=True, type=click.Choice(sorted(MODEL_KINDS)), help="Model kind."
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to save into."
+)
+def train_command(
+    data_spec: str, split_kind: str, seed: int, columns: str | None, model_kind: str, out: Path
+) -> None:
+    """Fit a model on the test fold's training data and save it.
+
+    Evaluate the saved model with 'recdrill eval --data DATA --model OUT'.
+    """
+    dataset = load_data(data_spec, columns, seed)
+    split = make_split(dataset, split_kind)
+    _, model, fit_seconds = fit_or_load(model_kind, split, "test")
+    model.save(out)
+    ShopSnapshot.from_dataset(split.test.fit_data).save(out)  # what a server needs beside the model
+    click.echo(f"saved {model_kind} to {out} (fit {fit_seconds:.1f} s)")
+
+
+@cli.group("data")
+def data_group() -> None:
+    """Inspect shop data."""
+
+
+@data_group.command("report")
+@click.option("--data", "data_spec", required=True, metavar="DATA", help=DATA_HELP)
+@click.option("--columns", default=None, metavar="MAP", help="Column mapping for a generic CSV/Parquet.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")
+@json_option("Also write the data-quality report as JSON.")
+def data_report_command(data_spec: str, columns: str | None, seed: int, json_out: Path | None) -> None:
+    """Load data and print its data-quality report: rows read, kept, and dropped per reason."""
+    dataset = load_dataset(data_spec, columns=columns, seed=seed)
+    if dataset.quality is not None:
+        click.echo(dataset.quality.format())
+    click.echo(dataset.summary())
+    if json_out is not None:
+        quality = dataset.quality.to_dict() if dataset.quality is not None else None
+        json_out.write_text(json.dumps({"dataset": dataset.name, "quality": quality}, indent=2))

@@ -1,0 +1,146 @@
+"""Open-loop traffic replay: Poisson arrivals at a target rate, each request scored against the
+user's true next item.
+
+Open loop means requests are sent on schedule whether or not earlier ones have answered, so a slow
+server cannot slow the clock, and latency is measured from the *scheduled* send time (no
+coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+from recdrill.data.splits import EvalFold
+from recdrill.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Who to ask for and what each should have got: external user ids and their true next items."""
+
+    user_ids: tuple[str, ...]
+    targets: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.user_ids or len(self.user_ids) != len(self.targets):
+            raise ConfigError("a replay plan needs as many targets as users, and at least one user")
+
+    @classmethod
+    def from_fold(cls, fold: EvalFold) -> ReplayPlan:
+        """The fold's users, each to be recommended to and judged against its held-out item."""
+        data = fold.fit_data
+        users = tuple(str(u) for u in data.user_ids[fold.users])
+        targets = tuple(str(i) for i in data.catalog.item_ids[fold.targets])
+        return cls(users, targets)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One replayed request. Times are seconds from the start of traffic."""
+
+    scheduled_s: float
+    latency_ms: float
+    status: int  # HTTP status, or 0 when no response came (connection error, client timeout)
+    served_by: str | None
+    hit10: float
+    ndcg10: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def arrival_times(rate: float, duration_s: float, seed: int) -> np.ndarray:
+    """Poisson arrival times in ``[0, duration_s)`` for a mean ``rate`` per second."""
+    rng = np.random.default_rng(seed)
+    expected = rate * duration_s
+    draws = int(expected + 6 * math.sqrt(expected) + 16)
+    times = np.cumsum(rng.exponential(1.0 / rate, size=draws))
+    return times[times < duration_s]
+
+
+def score_answer(items: list[str], target: str, k: int = 10) -> tuple[float, float]:
+    """Hit@k and NDCG@k of one served list against the true next item."""
+    top = items[:k]
+    if target not in top:
+        return 0.0, 0.0
+    return 1.0, 1.0 / math.log2(top.index(target) + 2)
+
+
+class Replayer:
+    """Replays a :class:`ReplayPlan` against ``base_url``'s ``/v1/recommend``.
+
+    Example (not run here: it needs a server)::
+
+        records = asyncio.run(Replayer(url, plan).run(rate=40, duration_s=30))
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        plan: ReplayPlan,
+        *,
+        k: int = 10,
+        timeout_s: float = 2.0,
+        max_connections: int = 256,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.plan = plan
+        self.k = k
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
+        self.verify = verify
+        self.records: list[RequestRecord] = []
+
+    async def run(
+        self, rate: float, duration_s: float, seed: int = 0, started: float | None = None
+    ) -> list[RequestRecord]:
+        """Send requests on a Poisson schedule for ``duration_s``; return every record, in send order.
+
+        ``started`` (a ``time.monotonic()`` value) lets a caller share one clock with other tasks.
+        """
+        times = arrival_times(rate, duration_s, seed)
+        users = np.random.default_rng(seed + 1).integers(0, len(self.plan.user_ids), size=len(times))
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
+        t0 = time.monotonic() if started is None else started
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout_s, limits=limits, verify=self.verify
+        ) as client:
+            tasks = []
+            for scheduled, user in zip(times.tolist(), users.tolist(), strict=True):
+                delay = t0 + scheduled - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(self._one(client, t0, scheduled, int(user))))
+            await asyncio.gather(*tasks)
+        return self.records
+
+    async def _one(self, client: httpx.AsyncClient, t0: float, scheduled: float, user: int) -> None:
+        body = {"user_id": self.plan.user_ids[user], "k": self.k}
+        status, served_by, hit, ndcg, error = 0, None, 0.0, 0.0, None
+        try:
+            response = await client.post("/v1/recommend", json=body)
+            status = response.status_code
+            if response.is_success:
+                payload = response.json()
+                served_by = str(payload.get("served_by"))
+                items = [str(entry["item_id"]) for entry in payload.get("items", [])]
+                hit, ndcg = score_answer(items, self.plan.targets[user], self.k)
+            else:
+                error = response.text[:200]
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        except ValueError as exc:  # a 2xx body that is not the promised JSON counts as a failure
+            status, error = 0, f"bad response body: {exc}"[:200]
+        latency_ms = (time.monotonic() - t0 - scheduled) * 1000.0
+        self.records.append(RequestRecord(scheduled, latency_ms, status, served_by, hit, ndcg, error))

@@ -1,0 +1,241 @@
+"""TierRouter with real tiers (ItemKNN primary, popularity last) and the SQLite fault table."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recdrill.data.dataset import Dataset
+from recdrill.data.shopsim import ShopSim
+from recdrill.data.snapshot import ShopSnapshot
+from recdrill.models.itemknn import ItemKNNRecommender
+from recdrill.serving.faults import FaultPoint, FaultStore
+from recdrill.serving.router import RoutedAnswer, TierRouter
+from recdrill.serving.tiers import ModelTier, PopularityTier, TierAnswer, TierRequest
+
+DEADLINE_S = 0.05
+
+
+@dataclass(frozen=True)
+class Shop:
+    dataset: Dataset
+    model: ItemKNNRecommender
+    snapshot: ShopSnapshot
+
+
+@pytest.fixture(scope="module")
+def shop() -> Shop:
+    dataset = ShopSim(n_items=300, n_users=150, n_events=4000, seed=3).generate()
+    return Shop(dataset, ItemKNNRecommender(neighbours=30).fit(dataset), ShopSnapshot.from_dataset(dataset))
+
+
+@pytest.fixture
+def faults(tmp_path: Path) -> Iterator[FaultStore]:
+    store = FaultStore(tmp_path / "faults.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def router(shop: Shop, faults: FaultStore) -> TierRouter:
+    primary = ModelTier(shop.model, FaultPoint(faults, "ranker"))
+    return TierRouter([primary], PopularityTier(shop.snapshot), deadline_s=DEADLINE_S)
+
+
+def history_of(shop: Shop, user: int = 0) -> np.ndarray:
+    return shop.snapshot.histories.row(user).astype(np.int64)
+
+
+def route(router: TierRouter, request: TierRequest) -> RoutedAnswer:
+    return asyncio.run(router.route(request))
+
+
+def test_no_fault_is_served_by_the_primary_tier_with_the_models_own_ranking(
+    shop: Shop, router: TierRouter
+) -> None:
+    history = history_of(shop)
+    routed = route(router, TierRequest(history, k=10))
+    assert routed.served_by == "primary" and routed.skipped == []
+    expected = shop.model.recommend([history.tolist()], k=10)
+    assert routed.answer.items.tolist() == expected.items[0].tolist()
+    assert np.allclose(routed.answer.scores, expected.scores[0])
+
+
+def test_latency_past_the_deadline_is_skipped_as_late_and_popular_answers(
+    shop: Shop, router: TierRouter, faults: FaultStore
+) -> None:
+    faults.add("ranker", "latency", ttl_s=60, latency_ms=500)
+    started = time.perf_counter()
+    routed = route(router, TierRequest(history_of(shop), k=10))
+    elapsed = time.perf_counter() - started
+    assert routed.served_by == "popular"
+    assert routed.skipped == [("primary", "late")]
+    assert len(routed.answer.items) == 10
+    assert elapsed < 0.4  # the router gave up at the deadline, not after the 500 ms sleep
+
+
+def test_latency_within_the_deadline_still_serves_primary(
+    shop: Shop, router: TierRouter, faults: FaultStore
+) -> None:
+    router.deadline_s = 1.0  # generous: a loaded machine must not turn 5 ms into a miss
+    faults.add("ranker", "latency", ttl_s=60, latency_ms=5)
+    routed = route(router, TierRequest(history_of(shop), k=10))
+    assert routed.served_by == "primary" and routed.skipped == []
+
+
+def test_error_fault_is_skipped_as_error(shop: Shop, router: TierRouter, faults: FaultStore) -> None:
+    faults.add("ranker", "error", ttl_s=60)
+    routed = route(router, TierRequest(history_of(shop), k=10))
+    assert routed.served_by == "popular"
+    assert routed.skipped == [("primary", "error")]
+
+
+def test_nan_fault_is_skipped_as_invalid_and_no_nan_is_returned(
+    shop: Shop, router: TierRouter, faults: FaultStore
+) -> None:
+    faults.add("ranker", "nan", ttl_s=60)
+    routed = route(router, TierRequest(history_of(shop), k=10))
+    assert routed.served_by == "popular"
+    assert routed.skipped == [("primary", "invalid")]
+    assert np.all(np.isfinite(routed.answer.scores))
+
+
+def test_fault_at_rate_zero_never_hits(shop: Shop, router: TierRouter, faults: FaultStore) -> None:
+    faults.add("ranker", "error", ttl_s=60, rate=0.0)
+    for _ in range(20):
+        assert route(router, TierRequest(history_of(shop), k=5)).served_by == "primary"
+
+
+@pytest.mark.parametrize("fault", [None, "error"])
+def test_category_restriction_is_honoured_by_both_tiers(
+    shop: Shop, router: TierRouter, faults: FaultStore, fault: str | None
+) -> None:
+    if fault is not None:
+        faults.add("ranker", fault, ttl_s=60)
+    name = shop.snapshot.category_names[0]
+    allowed = shop.snapshot.category_items(name)
+    assert allowed is not None and len(allowed) > 20
+    routed = route(router, TierRequest(history_of(shop, 1), k=10, allowed=allowed))
+    assert routed.served_by == ("primary" if fault is None else "popular")
+    assert len(routed.answer.items) == 10
+    assert set(routed.answer.items.tolist()) <= set(allowed.tolist())
+
+
+@pytest.mark.parametrize("fault", [None, "nan"])
+def test_history_items_are_never_returned(
+    shop: Shop, router: TierRouter, faults: FaultStore, fault: str | None
+) -> None:
+    if fault is not None:
+        faults.add("ranker", fault, ttl_s=60)
+    # The most popular items as history: popularity would rank them first if they were not excluded.
+    popular_first = np.argsort(-shop.snapshot.item_counts, kind="stable")[:15].astype(np.int64)
+    for history in (history_of(shop, 2), popular_first):
+        routed = route(router, TierRequest(history, k=20))
+        assert routed.served_by == ("primary" if fault is None else "popular")
+        assert len(routed.answer.items) == 20
+        assert not set(routed.answer.items.tolist()) & set(history.tolist())
+
+
+def test_popular_tier_with_a_tiny_category_returns_fewer_items_never_excluded_ones(shop: Shop) -> None:
+    allowed = np.array([1, 2, 3], dtype=np.int64)
+    answer = asyncio.run(
+        PopularityTier(shop.snapshot).serve(TierRequest(np.array([2], dtype=np.int64), 10, allowed))
+    )
+    assert sorted(answer.items.tolist()) == [1, 3]
+    assert np.all(np.isfinite(answer.scores))
+
+
+class _SlowTier:
+    """Answers correctly, but blocks past the deadline without yielding to the event loop."""
+
+    name = "slow"
+
+    async def serve(self, request: TierRequest) -> TierAnswer:
+        time.sleep(DEADLINE_S * 2)
+        return TierAnswer(np.arange(request.k), np.ones(request.k, dtype=np.float32))
+
+
+class _OverfullTier:
+    """Returns more items than asked for: a malformed answer."""
+
+    name = "overfull"
+
+    async def serve(self, request: TierRequest) -> TierAnswer:
+        return TierAnswer(np.arange(request.k + 1), np.ones(request.k + 1, dtype=np.float32))
+
+
+def test_an_answer_that_arrives_after_the_deadline_is_discarded(shop: Shop) -> None:
+    router = TierRouter([_SlowTier()], PopularityTier(shop.snapshot), deadline_s=DEADLINE_S)
+    routed = route(router, TierRequest(history_of(shop), k=5))
+    assert routed.served_by == "popular" and routed.skipped == [("slow", "late")]
+
+
+def test_tiers_are_tried_in_order_and_each_skip_is_recorded(shop: Shop, faults: FaultStore) -> None:
+    faults.add("ranker", "error", ttl_s=60)
+    tiers = [_OverfullTier(), ModelTier(shop.model, FaultPoint(faults, "ranker"))]
+    router = TierRouter(tiers, PopularityTier(shop.snapshot), deadline_s=1.0)
+    routed = route(router, TierRequest(history_of(shop), k=5))
+    assert routed.served_by == "popular"
+    assert routed.skipped == [("overfull", "invalid"), ("primary", "error")]
+
+
+# --- FaultStore -------------------------------------------------------------------------------
+
+
+def test_fault_expires_after_its_ttl_without_any_call(faults: FaultStore) -> None:
+    fault = faults.add("ranker", "error", ttl_s=0.3)
+    assert [f.id for f in faults.active()] == [fault.id]
+    time.sleep(0.5)  # nothing touches the store meanwhile
+    assert faults.active() == ()
+
+
+def test_expired_fault_stops_acting_even_inside_the_refresh_interval(tmp_path: Path) -> None:
+    store = FaultStore(tmp_path / "faults.db", refresh_s=3600.0)  # the cache is never re-read
+    try:
+        store.add("ranker", "nan", ttl_s=0.2)
+        assert len(store.active()) == 1
+        time.sleep(0.35)
+        assert store.active() == ()
+    finally:
+        store.close()
+
+
+def test_remove_returns_whether_a_fault_was_removed(faults: FaultStore) -> None:
+    kept = faults.add("ranker", "latency", ttl_s=60, latency_ms=10)
+    gone = faults.add("ranker", "error", ttl_s=60)
+    assert faults.remove(gone.id) is True
+    assert faults.remove(gone.id) is False
+    assert faults.remove("no-such-id") is False
+    assert [f.id for f in faults.active()] == [kept.id]
+
+
+def test_two_stores_on_one_file_see_each_others_faults(tmp_path: Path) -> None:
+    first = FaultStore(tmp_path / "faults.db", refresh_s=0.1)
+    second = FaultStore(tmp_path / "faults.db", refresh_s=0.1)
+    try:
+        assert second.active() == ()  # primes second's cache with "no faults"
+        fault = first.add("ranker", "error", ttl_s=60, rate=0.5)
+        time.sleep(0.2)  # past second's refresh interval
+        seen = second.active()
+        assert [(f.id, f.kind, f.rate) for f in seen] == [(fault.id, "error", 0.5)]
+        other = second.add("ranker", "nan", ttl_s=60)
+        assert [f.id for f in first.active()] == [fault.id, other.id]
+        assert second.remove(fault.id) is True
+        time.sleep(0.2)
+        assert [f.id for f in first.active()] == [other.id]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_fault_point_only_applies_faults_of_its_own_point(faults: FaultStore) -> None:
+    faults.add("elsewhere", "error", ttl_s=60)
+    assert asyncio.run(FaultPoint(faults, "ranker").before_call()) is False
+    faults.add("ranker", "nan", ttl_s=60)
+    assert asyncio.run(FaultPoint(faults, "ranker").before_call()) is True
