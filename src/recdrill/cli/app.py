@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("recdrill: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("recdrill: interrupted", err=True)
         return 130
     except RecdrillError as exc:
         click.echo(f"recdrill: error: {exc}", err=True)

@@ -125,6 +125,18 @@ class Replayer:
             await asyncio.gather(*tasks)
         return self.records
 
+    async def warm_up(self, requests: int) -> None:
+        """Send ``requests`` unjudged requests one after another, so connections and caches are warm."""
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout_s, verify=self.verify
+        ) as client:
+            for i in range(requests):
+                user = self.plan.user_ids[i % len(self.plan.user_ids)]
+                try:
+                    await client.post("/v1/recommend", json={"user_id": user, "k": self.k})
+                except httpx.HTTPError:
+                    continue
+
     async def _one(self, client: httpx.AsyncClient, t0: float, scheduled: float, user: int) -> None:
         body = {"user_id": self.plan.user_ids[user], "k": self.k}
         status, served_by, hit, ndcg, error = 0, None, 0.0, 0.0, None

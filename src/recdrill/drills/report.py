@@ -76,8 +76,10 @@ def timeline_png(journal: dict[str, Any]) -> bytes:
 
     for fault in journal["faults"]:
         colour = FAULT_COLOURS.get(fault["kind"], "#cccccc")
-        for ax in axes:
+        for ax in (traffic, latency, quality):
             ax.axvspan(fault["start"], fault["end"], color=colour, alpha=0.35, linewidth=0)
+        for edge in (fault["start"], fault["end"]):  # shading would blend with the tier colours
+            tiers.axvline(edge, color="#333333", linestyle=":", linewidth=1)
         traffic.annotate(fault["name"], xy=(fault["start"], 1.0), xycoords=("data", "axes fraction"),
                          xytext=(2, -12), textcoords="offset points", fontsize=8)  # fmt: skip
     for row in rows:

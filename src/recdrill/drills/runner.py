@@ -82,6 +82,7 @@ class DrillRunner:
 
     async def _run(self, replayer: Replayer, injected: list[_InjectedFault]) -> None:
         traffic = self.scenario.traffic
+        await replayer.warm_up(traffic.warmup_requests)
         t0 = time.monotonic()
         async with self._admin_client() as admin:
             schedule = asyncio.create_task(self._fault_schedule(admin, injected, t0))

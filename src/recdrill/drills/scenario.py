@@ -36,6 +36,7 @@ class Traffic(_Strict):
     k: int = Field(10, ge=1, le=100)
     timeout_s: float = Field(2.0, gt=0, le=60)
     seed: int = 0
+    warmup_requests: int = Field(20, ge=0, le=10_000, description="sent before the clock starts, not judged")
 
 
 class FaultStep(_Strict):

@@ -158,7 +158,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     return app
 
 
-def _serving_state(request: Request) -> ServingState:
+async def _serving_state(request: Request) -> ServingState:
+    # async on purpose: FastAPI runs a plain-def dependency in a thread pool, a hop per request.
     loaded: ServingState | None = getattr(request.app.state, "serving", None)
     if loaded is None:
         raise HTTPException(503, detail="model not loaded")

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recdrill.drills.replayer import RequestRecord, arrival_times, score_answer
+from recdrill.drills.scenario import Hypothesis
+from recdrill.drills.timeline import Records, first_second, per_second, window_stats
+
+
+def _record(
+    t: float, served_by: str = "primary", ok: bool = True, ndcg: float = 0.5, ms: float = 5.0
+) -> RequestRecord:
+    return RequestRecord(t, ms, 200 if ok else 503, served_by if ok else None, float(ndcg > 0), ndcg)
+
+
+def test_arrivals_are_seeded_poisson() -> None:
+    times = arrival_times(rate=50, duration_s=20, seed=3)
+    assert np.array_equal(times, arrival_times(50, 20, 3))
+    assert not np.array_equal(times, arrival_times(50, 20, 4))
+    assert abs(len(times) - 1000) < 5 * math.sqrt(1000)  # Poisson count: mean 1000, sd ~32
+    assert np.all(np.diff(times) > 0) and times.max() < 20
+
+
+def test_answers_are_scored_against_the_true_next_item() -> None:
+    assert score_answer(["a", "b", "c"], "a") == (1.0, 1.0)
+    assert score_answer(["a", "b", "c"], "c") == (1.0, 0.5)
+    assert score_answer(["a", "b"], "z") == (0.0, 0.0)
+    assert score_answer(["a", "b", "c"], "c", k=2) == (0.0, 0.0)
+
+
+def test_window_stats_count_failures_and_fallbacks() -> None:
+    records = Records.from_records(
+        [_record(0.1), _record(0.2, "popular", ndcg=0.0), _record(0.3, ok=False, ndcg=0.0), _record(1.5)]
+    )
+    stats = window_stats(records, 0.0, 1.0, "primary")
+    assert stats.requests == 3
+    assert stats.availability == pytest.approx(2 / 3)
+    assert stats.fallback_share == 0.5  # of the two answers, one came from popularity
+    assert stats.ndcg10 == pytest.approx(0.5 / 3)  # the failure scores 0
+    assert stats.served_by == {"popular": 1, "primary": 1}
+    assert window_stats(records, 5.0, 6.0, "primary").availability is None
+
+
+def test_per_second_rows_flag_deviations_and_find_recovery() -> None:
+    # Seconds 0-3 healthy, 4-5 served by popularity, 6-9 healthy again; 10 requests a second.
+    records = [
+        _record(t + i / 10, "popular" if 4 <= t <= 5 else "primary") for t in range(10) for i in range(10)
+    ]
+    hypotheses = [Hypothesis(name="primary", metric="fallback_share", max=0.2)]
+    rows = per_second(
+        Records.from_records(records),
+        10,
+        hypotheses,
+        window_s=1.0,
+        primary_tier="primary",
+        baseline_ndcg10=0.5,
+    )
+    assert [r["hypotheses_ok"] for r in rows] == [True] * 4 + [False] * 2 + [True] * 4
+    assert rows[4]["served_by"] == {"popular": 10} and rows[4]["rps"] == 10
+    assert rows[5]["deviating"] == ["primary"]
+    assert first_second(rows, 3, 10, ok=False) == 4
+    assert first_second(rows, 6, 10, ok=True) == 6
+    assert first_second(rows, 4, 6, ok=True) is None
