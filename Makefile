@@ -14,7 +14,7 @@ $(BIN)/recdrill: pyproject.toml
 	@touch $@
 
 demo: $(BIN)/recdrill
-	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-2} $(BIN)/recdrill demo --data $(DATA)
+	$(BIN)/recdrill demo --data $(DATA) --out runs/demo
 
 lint: $(BIN)/recdrill
 	$(BIN)/ruff check src tests benchmarks
