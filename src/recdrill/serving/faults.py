@@ -67,6 +67,9 @@ class FaultStore:
         fault = Fault(uuid.uuid4().hex[:12], point, kind, float(latency_ms), float(rate), now, now + ttl_s)
         with self._lock:
             self._connection.execute(
+                "DELETE FROM faults WHERE expires_at <= ?", (now,)
+            )  # keep the table small
+            self._connection.execute(
                 "INSERT INTO faults VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(asdict(fault).values())
             )
             self._connection.commit()
@@ -75,7 +78,10 @@ class FaultStore:
 
     def remove(self, fault_id: str) -> bool:
         with self._lock:
-            deleted = self._connection.execute("DELETE FROM faults WHERE id = ?", (fault_id,)).rowcount
+            # An expired fault is already gone as far as anyone can see: removing it finds nothing.
+            deleted = self._connection.execute(
+                "DELETE FROM faults WHERE id = ? AND expires_at > ?", (fault_id, time.time())
+            ).rowcount
             self._connection.commit()
             self._cached_at = -math.inf
         return bool(deleted)

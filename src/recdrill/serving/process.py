@@ -3,6 +3,7 @@ that tests and the demo start on a free loopback port and stop again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -122,7 +123,10 @@ class ServerProcess:
         if self.admin_key:
             env["RECDRILL_ADMIN_KEY"] = self.admin_key
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # Its own process group, so stop/kill reach uvicorn's worker processes too.
+            self._process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_ready()
         return self
 
@@ -145,18 +149,24 @@ class ServerProcess:
         """Ask the server to shut down; kill it if it has not within ``timeout_s``."""
         if self._process is None or self._process.poll() is not None:
             return
-        self._process.send_signal(signal.SIGTERM)
+        self._signal_group(signal.SIGTERM)
         try:
             self._process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self._process.kill()
+            self._signal_group(signal.SIGKILL)
             self._process.wait()
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would: no shutdown code runs."""
+        """SIGKILL to the server and its workers, as a crash would: no shutdown code runs."""
         if self._process is not None and self._process.poll() is None:
-            self._process.kill()
+            self._signal_group(signal.SIGKILL)
             self._process.wait()
+
+    def _signal_group(self, signum: int) -> None:
+        if self._process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(self._process.pid, signum)
 
     def __enter__(self) -> ServerProcess:
         return self.start()

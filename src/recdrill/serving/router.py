@@ -42,7 +42,10 @@ class TierRouter:
                 skipped.append((tier.name, "late"))
                 continue
             try:
-                answer = await asyncio.wait_for(tier.serve(request), timeout=remaining)
+                # asyncio.timeout runs the tier in this task: wait_for would create a task per
+                # request, and its wait in the loop's ready queue would eat into the deadline.
+                async with asyncio.timeout(remaining):
+                    answer = await tier.serve(request)
             except TimeoutError:
                 skipped.append((tier.name, "late"))
                 continue
