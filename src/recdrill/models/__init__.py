@@ -1,7 +1,7 @@
 """Recommenders sharing one protocol: ``fit``, ``score``/``recommend``, ``save`` and ``load_model``."""
 
 from recdrill.models.base import BaseRecommender, Recommendations, Recommender
-from recdrill.models.factory import MODEL_KINDS, load_model, make_model
+from recdrill.models.factory import MODEL_KINDS, load_model, make_model, model_class
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.models.popularity import CategoryPopularityRecommender, PopularityRecommender
 
@@ -15,4 +15,5 @@ __all__ = [
     "Recommender",
     "load_model",
     "make_model",
+    "model_class",
 ]

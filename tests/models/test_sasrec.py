@@ -1,0 +1,94 @@
+"""The Transformer recommender: it learns, it is repeatable, and test data cannot steer it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recdrill.cli import main
+from recdrill.data.dataset import Dataset
+from recdrill.data.ragged import Ragged
+from recdrill.errors import ModelFileError
+from recdrill.models.factory import load_model
+from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sequence_batches import left_pad, training_batches
+
+FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
+
+
+def test_training_batches_pair_each_position_with_the_next_item() -> None:
+    sequences = Ragged.from_lists([[1, 2, 3], [4], [5, 6], [7, 8, 9, 10]])
+    batches = list(training_batches(sequences, batch_size=2, max_len=2, rng=np.random.default_rng(0)))
+    pairs = {
+        tuple(map(tuple, (i.tolist(), t.tolist())))
+        for inputs, targets in batches
+        for i, t in zip(inputs, targets, strict=True)
+    }
+    # Shifted by one (0 = padding); the single-item user has nothing to learn from; max_len keeps the tail.
+    assert pairs == {((2, 3), (3, 4)), ((0, 6), (6, 7)), ((9, 10), (10, 11))}
+
+
+def test_it_learns_a_deterministic_next_item(chain_shop: Dataset) -> None:
+    model = SASRecRecommender(**FAST, max_epochs=60, patience=60, seed=1).fit(chain_shop)
+    recs = model.recommend([[2, 3, 4], [10, 11], [0, 1, 2, 3, 4, 5]], k=1)
+    assert recs.items[:, 0].tolist() == [5, 12, 6]
+    assert model.history_["best_val_ndcg10"] > 0.8
+
+
+def test_same_seed_same_weights_other_seed_other_weights(chain_shop: Dataset) -> None:
+    def weights(seed: int) -> np.ndarray:
+        model = SASRecRecommender(**FAST, max_epochs=3, patience=3, seed=seed).fit(chain_shop)
+        return torch.cat([p.detach().flatten() for p in model.net_.parameters()]).numpy()
+
+    assert np.array_equal(weights(5), weights(5))
+    assert not np.array_equal(weights(5), weights(6))
+
+
+def test_empty_histories_get_finite_scores(chain_shop: Dataset) -> None:
+    model = SASRecRecommender(**FAST, max_epochs=2, patience=2).fit(chain_shop)
+    assert np.isfinite(model.score([[], [3]])).all()
+
+
+def _sequence_file(path: Path, last_items: list[int]) -> Path:
+    rng = np.random.default_rng(11)
+    lines = []
+    for user, last in enumerate(last_items):
+        start = int(rng.integers(1, 12))
+        lines.append(" ".join(map(str, [user + 1, *range(start, start + 5), last])))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_test_items_cannot_change_the_trained_model(tmp_path: Path) -> None:
+    # Two shops that differ only in every user's last (test) item must train to identical models.
+    users = 40
+    first = _sequence_file(tmp_path / "a.txt", [2] * users)
+    second = _sequence_file(tmp_path / "b.txt", [3 + u % 5 for u in range(users)])
+    saved = []  # same catalogue in both (the last items also occur earlier), only the targets differ
+    for data in (first, second):
+        out = tmp_path / f"model-{data.stem}"
+        assert main(["train", "--data", str(data), "--model", "sasrec", "--out", str(out)]) == 0
+        saved.append(np.load(out / "state.npz"))
+    assert saved[0].files == saved[1].files
+    for name in saved[0].files:
+        np.testing.assert_array_equal(saved[0][name], saved[1][name], err_msg=name)
+
+
+def test_a_checkpoint_with_foreign_weights_is_refused(chain_shop: Dataset, tmp_path: Path) -> None:
+    SASRecRecommender(**FAST, max_epochs=1).fit(chain_shop).save(tmp_path / "m")
+    state = dict(np.load(tmp_path / "m" / "state.npz"))
+    state["net.items.weight"] = state["net.items.weight"][:, :5]
+    np.savez(tmp_path / "m" / "state.npz", **state)
+    with pytest.raises(ModelFileError, match="network weights do not fit"):
+        load_model(tmp_path / "m")
+
+
+def test_left_pad_keeps_the_most_recent_items() -> None:
+    assert left_pad(Ragged.from_lists([[1, 2, 3, 4], [], [9]]), 3).tolist() == [
+        [3, 4, 5],
+        [0, 0, 0],
+        [0, 0, 10],
+    ]
