@@ -82,7 +82,10 @@ def fit_or_load(model_spec: str, split: Split, fold: str) -> tuple[str, BaseReco
     if model_spec not in MODEL_KINDS and ("/" in model_spec or Path(model_spec).suffix):
         raise ConfigError(f"model {model_spec!r}: no such model folder")
     click.echo(f"fitting {model_spec} on {len(data.interactions):,} interactions ...", err=True)
-    model = make_model(model_spec).fit(data)
+    model = make_model(model_spec)
+    if "verbose" in model.params:
+        model.verbose = True  # type: ignore[attr-defined]  # a progress bar for models that train long
+    model.fit(data)
     return model_spec, model, time.perf_counter() - started
 
 

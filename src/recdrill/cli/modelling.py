@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -73,6 +74,8 @@ def train_command(
     dataset = load_data(data_spec, columns, seed)
     split = make_split(dataset, split_kind)
     _, model, fit_seconds = fit_or_load(model_kind, split, "test")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun every rank holds the same weights: rank 0 writes them
     model.save(out)
     ShopSnapshot.from_dataset(split.test.fit_data).save(out)  # what a server needs beside the model
     click.echo(f"saved {model_kind} to {out} (fit {fit_seconds:.1f} s)")

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from recdrill.data.dataset import Dataset
@@ -26,6 +25,8 @@ from recdrill.data.splits import EvalFold
 from recdrill.errors import ConfigError
 from recdrill.eval.evaluate import evaluate
 from recdrill.models.base import BaseRecommender, csr_from_state, csr_to_state
+from recdrill.models.distributed import agree, distribute, world_size
+from recdrill.models.next_item_loss import NextItemLoss
 from recdrill.models.sequence_batches import left_pad, training_batches
 from recdrill.models.transformer import SASRecNet
 
@@ -51,10 +52,25 @@ class SASRecRecommender(BaseRecommender):
 
     kind: ClassVar[str] = "sasrec"
     params: ClassVar[tuple[str, ...]] = (
-        "dim", "blocks", "heads", "max_len", "dropout", "use_attributes", "negatives", "lr", "weight_decay",
-        "warmup_epochs", "grad_clip", "batch_size", "max_epochs", "patience", "max_minutes", "seed", "device",
+        "dim",
+        "blocks",
+        "heads",
+        "max_len",
+        "dropout",
+        "use_attributes",
+        "negatives",
+        "lr",
+        "weight_decay",
+        "warmup_epochs",
+        "grad_clip",
+        "batch_size",
+        "max_epochs",
+        "patience",
+        "max_minutes",
+        "seed",
+        "device",
         "verbose",
-    )  # fmt: skip
+    )
 
     net_: SASRecNet
     attributes_: sp.csr_matrix | None
@@ -137,8 +153,11 @@ class SASRecRecommender(BaseRecommender):
 
         sequences = dataset.sequences()
         train, validation = _hold_out_last(dataset, sequences)
-        steps_per_epoch = max(1, math.ceil(int(np.count_nonzero(train.lengths >= 2)) / self.batch_size))
-        optimizer = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        steps_per_epoch = max(
+            1, math.ceil(int(np.count_nonzero(train.lengths >= 2)) / self.batch_size / world_size())
+        )
+        trainer, rank, world = distribute(NextItemLoss(self.net_, self.negatives), device)
+        optimizer = torch.optim.AdamW(trainer.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         warmup = max(1, int(self.warmup_epochs * steps_per_epoch))
         total = self.max_epochs * steps_per_epoch
         schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -151,25 +170,35 @@ class SASRecRecommender(BaseRecommender):
         started = time.monotonic()
         log: list[dict[str, float]] = []
         bar = tqdm(
-            total=self.max_epochs, desc="sasrec", unit="epoch", disable=not self.verbose, file=sys.stderr
+            total=self.max_epochs,
+            desc="sasrec",
+            unit="epoch",
+            disable=not (self.verbose and rank == 0),
+            file=sys.stderr,
         )
         for epoch in range(1, self.max_epochs + 1):
             self.net_.train()
             losses = []
-            for inputs, targets in training_batches(train, self.batch_size, self.max_len, rng):
-                inputs, targets = inputs.to(device), targets.to(device)
-                table = self.net_.item_table()
-                hidden = self.net_.encode(inputs, table)
-                loss = self._loss(hidden, targets, table, device)
+            # Every rank draws the same shuffled batches and takes its share of them.
+            batches = list(training_batches(train, self.batch_size, self.max_len, rng))
+            for inputs, targets in batches[rank : len(batches) - len(batches) % world : world]:
+                loss = trainer(inputs.to(device), targets.to(device))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                torch.nn.utils.clip_grad_norm_(self.net_.parameters(), self.grad_clip)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainer.parameters(), self.grad_clip)
                 optimizer.step()
                 schedule.step()
                 losses.append(float(loss.detach()))
             score = evaluate(self, validation, model_name=self.kind).metrics["NDCG@10"]
-            log.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_ndcg10": score,
-                        "seconds": time.monotonic() - started})  # fmt: skip
+            mean_loss = float(np.mean(losses)) if losses else math.nan
+            log.append(
+                {
+                    "epoch": epoch,
+                    "loss": mean_loss,
+                    "val_ndcg10": score,
+                    "seconds": time.monotonic() - started,
+                }
+            )
             if score > best_score:
                 best_score, best_epoch, stale = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
@@ -181,28 +210,14 @@ class SASRecRecommender(BaseRecommender):
                 best=f"{best_score:.4f}@{best_epoch}",
             )
             bar.update()
-            if stale >= self.patience or time.monotonic() - started > self.max_minutes * 60:
+            out_of_time = time.monotonic() - started > self.max_minutes * 60
+            if agree(stale >= self.patience or out_of_time):  # all ranks stop together
                 break
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)
         self.net_.eval()
         self.history_ = {"epochs": log, "best_epoch": best_epoch, "best_val_ndcg10": best_score}
-
-    def _loss(
-        self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, device: torch.device
-    ) -> torch.Tensor:
-        """Cross-entropy of the next item at every non-padded position, full or sampled softmax."""
-        real = targets != 0
-        states, positives = hidden[real], targets[real]
-        if self.negatives <= 0:
-            return F.cross_entropy(states @ table[1:].T, positives - 1)
-        negatives = torch.randint(1, self.n_items_ + 1, (self.negatives,), device=device)
-        positive_logit = (states * table[positives]).sum(-1, keepdim=True)
-        negative_logits = states @ table[negatives].T
-        negative_logits = negative_logits.masked_fill(negatives[None, :] == positives[:, None], float("-inf"))
-        logits = torch.cat([positive_logit, negative_logits], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(states), dtype=torch.long, device=device))
 
     # -- predicting --------------------------------------------------------------------------------
 
