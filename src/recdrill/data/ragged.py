@@ -85,6 +85,11 @@ class Ragged:
         offsets = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
         return Ragged(indptr, self.values[offsets])
 
+    def concat(self, other: Ragged) -> Ragged:
+        """This object's rows followed by ``other``'s."""
+        indptr = np.concatenate([self.indptr, other.indptr[1:] + self.indptr[-1]])
+        return Ragged(indptr, np.concatenate([self.values, other.values]).astype(np.int32))
+
     def last(self, n: int) -> Ragged:
         """Each row cut to its last ``n`` values."""
         keep = np.minimum(self.lengths, n)

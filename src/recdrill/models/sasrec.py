@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 from tqdm import tqdm
 
+from recdrill.data.augment import Augmenter
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
 from recdrill.data.splits import EvalFold
@@ -48,6 +49,11 @@ class SASRecRecommender(BaseRecommender):
         seed: makes training repeatable (same data, same seed, same weights on the same machine).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         verbose: show a progress bar with live loss and validation metrics on stderr.
+        crop_keep, mask_rate, reorder_span, category_rate, brand_rate: augmentations (0 = off); when any
+            is on, each epoch trains on the sequences plus one freshly augmented copy of them
+            (see :class:`recdrill.data.augment.Augmenter`). Category groups are the catalogue's leaf
+            categories, or each item's rarest attribute where there are none (Amazon's attributes mix
+            brands and categories); brand groups need ``Catalog.brand``.
     """
 
     kind: ClassVar[str] = "sasrec"
@@ -96,6 +102,11 @@ class SASRecRecommender(BaseRecommender):
         seed: int = 0,
         device: str = "auto",
         verbose: bool = False,
+        crop_keep: float = 0.0,
+        mask_rate: float = 0.0,
+        reorder_span: float = 0.0,
+        category_rate: float = 0.0,
+        brand_rate: float = 0.0,
     ) -> None:
         self.dim = dim
         self.blocks = blocks
@@ -115,6 +126,11 @@ class SASRecRecommender(BaseRecommender):
         self.seed = seed
         self.device = device
         self.verbose = verbose
+        self.crop_keep = crop_keep
+        self.mask_rate = mask_rate
+        self.reorder_span = reorder_span
+        self.category_rate = category_rate
+        self.brand_rate = brand_rate
 
     # -- fitting -----------------------------------------------------------------------------------
 
@@ -153,8 +169,13 @@ class SASRecRecommender(BaseRecommender):
 
         sequences = dataset.sequences()
         train, validation = _hold_out_last(dataset, sequences)
+        augmenter = Augmenter(
+            self.crop_keep, self.mask_rate, self.reorder_span, self.category_rate, self.brand_rate
+        )
+        category, brand = _substitution_groups(dataset)
+        copies = 2 if augmenter.active else 1
         steps_per_epoch = max(
-            1, math.ceil(int(np.count_nonzero(train.lengths >= 2)) / self.batch_size / world_size())
+            1, math.ceil(copies * int(np.count_nonzero(train.lengths >= 2)) / self.batch_size / world_size())
         )
         trainer, rank, world = distribute(NextItemLoss(self.net_, self.negatives), device)
         optimizer = torch.optim.AdamW(trainer.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -180,7 +201,8 @@ class SASRecRecommender(BaseRecommender):
             self.net_.train()
             losses = []
             # Every rank draws the same shuffled batches and takes its share of them.
-            batches = list(training_batches(train, self.batch_size, self.max_len, rng))
+            epoch_rows = train.concat(augmenter(train, rng, category, brand)) if augmenter.active else train
+            batches = list(training_batches(epoch_rows, self.batch_size, self.max_len, rng))
             for inputs, targets in batches[rank : len(batches) - len(batches) % world : world]:
                 loss = trainer(inputs.to(device), targets.to(device))
                 optimizer.zero_grad(set_to_none=True)
@@ -270,3 +292,19 @@ def _hold_out_last(dataset: Dataset, sequences: Ragged) -> tuple[Ragged, EvalFol
         sequences.values[sequences.indptr[users + 1] - 1],
     )
     return train, fold
+
+
+def _substitution_groups(dataset: Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per item: its category (or rarest attribute) and its brand, -1 where unknown."""
+    catalog = dataset.catalog
+    category = catalog.category
+    if category is None and catalog.attributes is not None and len(catalog.attributes.values):
+        attributes = catalog.attributes
+        frequency = np.bincount(attributes.values)
+        rows = attributes.row_ids
+        # The rarest attribute of each item: sort by (item, frequency) and take each item's first.
+        order = np.lexsort((frequency[attributes.values], rows))
+        first = np.unique(rows[order], return_index=True)[1]
+        category = np.full(catalog.n_items, -1, dtype=np.int64)
+        category[rows[order][first]] = attributes.values[order][first]
+    return category, catalog.brand
