@@ -40,3 +40,14 @@ def chain_shop() -> Dataset:
         start = int(rng.integers(0, 14))
         sequences.append(list(range(start, start + int(rng.integers(4, 7)))))
     return make_shop(sequences, n_items=20, categories=[i % 2 for i in range(20)])
+
+
+def write_sequences_with_last(path: Path, last_items: list[int]) -> Path:
+    """A SASRec-format file: user u walks 5 consecutive items, then ends on ``last_items[u]``."""
+    rng = np.random.default_rng(11)
+    lines = []
+    for user, last in enumerate(last_items):
+        start = int(rng.integers(1, 12))
+        lines.append(" ".join(map(str, [user + 1, *range(start, start + 5), last])))
+    path.write_text("\n".join(lines) + "\n")
+    return path

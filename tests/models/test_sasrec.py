@@ -15,6 +15,7 @@ from recdrill.errors import ModelFileError
 from recdrill.models.factory import load_model
 from recdrill.models.sasrec import SASRecRecommender
 from recdrill.models.sequence_batches import left_pad, training_batches
+from tests.conftest import write_sequences_with_last
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
 
@@ -52,21 +53,11 @@ def test_empty_histories_get_finite_scores(chain_shop: Dataset) -> None:
     assert np.isfinite(model.score([[], [3]])).all()
 
 
-def _sequence_file(path: Path, last_items: list[int]) -> Path:
-    rng = np.random.default_rng(11)
-    lines = []
-    for user, last in enumerate(last_items):
-        start = int(rng.integers(1, 12))
-        lines.append(" ".join(map(str, [user + 1, *range(start, start + 5), last])))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_test_items_cannot_change_the_trained_model(tmp_path: Path) -> None:
     # Two shops that differ only in every user's last (test) item must train to identical models.
     users = 40
-    first = _sequence_file(tmp_path / "a.txt", [2] * users)
-    second = _sequence_file(tmp_path / "b.txt", [3 + u % 5 for u in range(users)])
+    first = write_sequences_with_last(tmp_path / "a.txt", [2] * users)
+    second = write_sequences_with_last(tmp_path / "b.txt", [3 + u % 5 for u in range(users)])
     saved = []  # same catalogue in both (the last items also occur earlier), only the targets differ
     for data in (first, second):
         out = tmp_path / f"model-{data.stem}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,10 @@ import click
 from recdrill.data.dataset import Dataset
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import Split, leave_one_out, time_split_by_fraction
-from recdrill.errors import ConfigError
+from recdrill.errors import ConfigError, DataFileNotFoundError
 from recdrill.eval.evaluate import EvalReport
 from recdrill.models.base import BaseRecommender
-from recdrill.models.factory import MODEL_KINDS, load_model, make_model
+from recdrill.models.factory import MODEL_KINDS, load_model, model_class
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -66,7 +67,25 @@ def make_split(dataset: Dataset, kind: str) -> Split:
     return leave_one_out(dataset) if kind == "loo" else time_split_by_fraction(dataset)
 
 
-def fit_or_load(model_spec: str, split: Split, fold: str) -> tuple[str, BaseRecommender, float]:
+def read_params(path: Path | None) -> dict[str, Any]:
+    """Hyper-parameters from JSON: what `recdrill tune` writes (its `best_params`), or a plain object."""
+    if path is None:
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataFileNotFoundError(path) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+    params = raw.get("best_params", raw) if isinstance(raw, dict) else None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a JSON object of hyper-parameters")
+    return params
+
+
+def fit_or_load(
+    model_spec: str, split: Split, fold: str, params: dict[str, Any] | None = None
+) -> tuple[str, BaseRecommender, float]:
     """A model fitted on the fold's training data, or a saved one checked against the catalogue."""
     data = split.fold(fold).fit_data
     started = time.perf_counter()
@@ -82,7 +101,13 @@ def fit_or_load(model_spec: str, split: Split, fold: str) -> tuple[str, BaseReco
     if model_spec not in MODEL_KINDS and ("/" in model_spec or Path(model_spec).suffix):
         raise ConfigError(f"model {model_spec!r}: no such model folder")
     click.echo(f"fitting {model_spec} on {len(data.interactions):,} interactions ...", err=True)
-    model = make_model(model_spec)
+    cls = model_class(model_spec)
+    unknown = sorted(set(params or {}) - set(cls.params))
+    if unknown:
+        raise ConfigError(
+            f"{model_spec} has no parameter {unknown[0]!r}; it has {', '.join(cls.params) or 'none'}"
+        )
+    model = cls(**(params or {}))
     if "verbose" in model.params:
         model.verbose = True  # type: ignore[attr-defined]  # a progress bar for models that train long
     model.fit(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from recdrill.cli.common import (
     json_option,
     load_data,
     make_split,
+    read_params,
     report_dict,
 )
 from recdrill.data.loading import load_dataset
@@ -64,21 +66,79 @@ def eval_command(
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to save into."
 )
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON hyper-parameters, e.g. the file 'recdrill tune' writes (defaults otherwise).",
+)
 def train_command(
-    data_spec: str, split_kind: str, seed: int, columns: str | None, model_kind: str, out: Path
+    data_spec: str,
+    split_kind: str,
+    seed: int,
+    columns: str | None,
+    model_kind: str,
+    out: Path,
+    params_file: Path | None,
 ) -> None:
     """Fit a model on the test fold's training data and save it.
 
-    Evaluate the saved model with 'recdrill eval --data DATA --model OUT'.
+    Evaluate the saved model with 'recdrill eval --data DATA --model OUT'. Run under
+    'torchrun --nproc_per_node N -m recdrill train ...' to train sasrec data-parallel.
     """
     dataset = load_data(data_spec, columns, seed)
     split = make_split(dataset, split_kind)
-    _, model, fit_seconds = fit_or_load(model_kind, split, "test")
+    _, model, fit_seconds = fit_or_load(model_kind, split, "test", read_params(params_file))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun every rank holds the same weights: rank 0 writes them
     model.save(out)
     ShopSnapshot.from_dataset(split.test.fit_data).save(out)  # what a server needs beside the model
     click.echo(f"saved {model_kind} to {out} (fit {fit_seconds:.1f} s)")
+
+
+@cli.command("tune")
+@data_options
+@click.option(
+    "--model", "model_kind", required=True, type=click.Choice(["itemknn", "sasrec"]), help="Model kind."
+)
+@click.option(
+    "--minutes", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Wall-time budget."
+)
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Stop after this many trials.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file for the best parameters and every trial (usable as 'train --params').",
+)
+def tune_command(
+    data_spec: str,
+    split_kind: str,
+    seed: int,
+    columns: str | None,
+    model_kind: str,
+    minutes: float,
+    trials: int | None,
+    out: Path,
+) -> None:
+    """Search hyper-parameters with Optuna on the VALIDATION fold only, within a time budget."""
+    from recdrill.models.tuning import tune  # Optuna is imported only by this command
+
+    dataset = load_data(data_spec, columns, seed)
+    split = make_split(dataset, split_kind)
+    result = tune(
+        model_kind,
+        split.validation,
+        budget_minutes=minutes,
+        max_trials=trials,
+        seed=seed,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(asdict(result), indent=2, default=str))
+    click.echo(f"best validation NDCG@10 {result.best_value:.4f} with {result.best_params}")
+    click.echo(f"{len(result.trials)} trials in {result.seconds:.0f} s; written to {out}", err=True)
 
 
 @cli.group("data")
