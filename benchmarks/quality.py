@@ -1,0 +1,181 @@
+"""SASRec quality on Beauty and Toys under the published protocol, beside the published rows and a
+plain SASRec-with-cross-entropy baseline trained with the same budget, plus an ablation table.
+
+Every finished run is appended to benchmarks/results/quality_runs.jsonl, and runs already there are
+skipped, so a long benchmark can be spread over several sittings; the summary is rebuilt from all
+runs each time into benchmarks/results/quality.json.
+
+    .venv/bin/python benchmarks/quality.py                       # ours and plain, 3 seeds, 20 min each
+    .venv/bin/python benchmarks/quality.py --configs ablations --seeds 0 --minutes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recdrill.data.loading import load_dataset
+from recdrill.data.splits import leave_one_out
+from recdrill.eval.evaluate import evaluate
+from recdrill.models.sasrec import SASRecRecommender
+
+ROOT = Path(__file__).resolve().parents[1]
+AMAZON = ROOT.parent / "shared" / "datasets" / "amazon"
+RESULTS = ROOT / "benchmarks" / "results"
+FILES = {"Beauty": "Beauty.txt", "Toys": "Toys_and_Games.txt"}
+PUBLISHED = {  # S3-Rec paper (CIKM 2020), full ranking; ../shared/datasets/README.md
+    "Beauty": {
+        "SASRec": {"HR@10": 0.0605, "NDCG@10": 0.0318},
+        "S3-Rec": {"HR@10": 0.0647, "NDCG@10": 0.0327},
+    },
+    "Toys": {"SASRec": {"HR@10": 0.0675, "NDCG@10": 0.0374}, "S3-Rec": {"HR@10": 0.0700, "NDCG@10": 0.0376}},
+}
+# The baseline the issue describes: d=64, 2 blocks, 2 heads, max length 50, dropout 0.3, AdamW 1e-3,
+# batch 256, std-0.02 embeddings, full-softmax cross-entropy over non-padded positions; nothing else.
+PLAIN = {
+    "dim": 64,
+    "blocks": 2,
+    "heads": 2,
+    "max_len": 50,
+    "dropout": 0.3,
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "batch_size": 256,
+    "use_attributes": False,
+    "negatives": 0,
+    "warmup_epochs": 0.0,
+}
+CONFIGS: dict[str, dict[str, Any]] = {
+    "ours": {},  # SASRecRecommender's defaults are the chosen settings
+    "plain": PLAIN,
+}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "ours-no-attributes": {"use_attributes": False},
+    "ours-sampled-1024": {"negatives": 1024},
+    "ours+crop": {"crop_keep": 0.8},
+    "ours+mask": {"mask_rate": 0.2},
+    "ours+reorder": {"reorder_span": 0.3},
+    "ours+category-substitution": {"category_rate": 0.1},
+}
+
+
+def run_one(
+    dataset_name: str, config: str, params: dict[str, Any], seed: int, minutes: float
+) -> dict[str, Any]:
+    dataset = load_dataset(str(AMAZON / FILES[dataset_name]))
+    split = leave_one_out(dataset)
+    model = SASRecRecommender(**{**params, "seed": seed, "max_minutes": minutes})
+    started = time.perf_counter()
+    model.fit(split.test.fit_data)
+    fit_seconds = time.perf_counter() - started
+    report = evaluate(model, split.test, model_name=config)
+    return {
+        "dataset": dataset_name,
+        "config": config,
+        "seed": seed,
+        "minutes_budget": minutes,
+        "params": model.get_params(),
+        "parameters": sum(p.numel() for p in model.net_.parameters()),
+        "fit_seconds": fit_seconds,
+        "epochs": len(model.history_["epochs"]),
+        "best_epoch": model.history_["best_epoch"],
+        "best_val_ndcg10": model.history_["best_val_ndcg10"],
+        "test": report.metrics,
+        "device": str(next(model.net_.parameters()).device),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    table: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        key = f"{run['dataset']}/{run['config']}"
+        table.setdefault(key, {"dataset": run["dataset"], "config": run["config"], "runs": []})[
+            "runs"
+        ].append(run)
+    for row in table.values():
+        ndcg = [r["test"]["NDCG@10"] for r in row["runs"]]
+        hr = [r["test"]["HR@10"] for r in row["runs"]]
+        row.update(
+            seeds=[r["seed"] for r in row["runs"]],
+            ndcg10_mean=statistics.mean(ndcg),
+            ndcg10_sd=statistics.stdev(ndcg) if len(ndcg) > 1 else 0.0,
+            hr10_mean=statistics.mean(hr),
+            fit_minutes_mean=statistics.mean(r["fit_seconds"] for r in row["runs"]) / 60,
+            epochs_mean=statistics.mean(r["epochs"] for r in row["runs"]),
+            parameters=row["runs"][0]["parameters"],
+        )
+        del row["runs"]
+    ratios = {}
+    for name in FILES:
+        ours, plain = table.get(f"{name}/ours"), table.get(f"{name}/plain")
+        if ours and plain:
+            ratios[name] = {
+                "ours_vs_plain_ndcg10": ours["ndcg10_mean"] / plain["ndcg10_mean"],
+                "ours_vs_published_sasrec_ndcg10": ours["ndcg10_mean"] / PUBLISHED[name]["SASRec"]["NDCG@10"],
+            }
+    return {
+        "machine": platform.platform(),
+        "published": PUBLISHED,
+        "table": list(table.values()),
+        "ratios": ratios,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="Beauty,Toys")
+    parser.add_argument("--configs", default="ours,plain", help="comma list of config names, or 'ablations'")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget per run")
+    args = parser.parse_args()
+    if not AMAZON.is_dir():
+        print(f"quality: {AMAZON} not found", file=sys.stderr)
+        return 1
+    configs = {**CONFIGS, **ABLATIONS}
+    names = list(ABLATIONS) if args.configs == "ablations" else args.configs.split(",")
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        print(f"quality: unknown config {unknown[0]!r}; known: {', '.join(configs)}", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = RESULTS / "quality_runs.jsonl"
+    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = {(r["dataset"], r["config"], r["seed"], r["minutes_budget"]) for r in runs}
+    for dataset_name in args.datasets.split(","):
+        for name in names:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                if (dataset_name, name, seed, args.minutes) in done:
+                    continue
+                print(f"{dataset_name} {name} seed {seed} ({args.minutes:g} min) ...", flush=True)
+                run = run_one(dataset_name, name, configs[name], seed, args.minutes)
+                print(
+                    f"  NDCG@10 {run['test']['NDCG@10']:.4f} HR@10 {run['test']['HR@10']:.4f} "
+                    f"after {run['epochs']} epochs, {run['fit_seconds'] / 60:.1f} min",
+                    flush=True,
+                )
+                runs.append(run)
+                with log.open("a") as handle:
+                    handle.write(json.dumps(run) + "\n")
+    summary = summarise(runs)
+    (RESULTS / "quality.json").write_text(json.dumps(summary, indent=2))
+    for row in summary["table"]:
+        print(
+            f"{row['dataset']:<7}{row['config']:<28}NDCG@10 {row['ndcg10_mean']:.4f} ± {row['ndcg10_sd']:.4f}"
+            f"  HR@10 {row['hr10_mean']:.4f}  {row['fit_minutes_mean']:.1f} min"
+            f"  {row['epochs_mean']:.0f} epochs"
+        )
+    print(json.dumps(summary["ratios"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
