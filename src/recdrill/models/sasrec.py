@@ -26,7 +26,7 @@ from recdrill.data.splits import EvalFold
 from recdrill.errors import ConfigError
 from recdrill.eval.evaluate import evaluate
 from recdrill.models.base import BaseRecommender, csr_from_state, csr_to_state
-from recdrill.models.distributed import agree, distribute, world_size
+from recdrill.models.distributed import agree, distribute, same_everywhere, world_size
 from recdrill.models.next_item_loss import NextItemLoss
 from recdrill.models.sequence_batches import left_pad, training_batches
 from recdrill.models.transformer import SASRecNet
@@ -180,13 +180,15 @@ class SASRecRecommender(BaseRecommender):
         trainer, rank, world = distribute(NextItemLoss(self.net_, self.negatives), device)
         optimizer = torch.optim.AdamW(trainer.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         warmup = max(1, int(self.warmup_epochs * steps_per_epoch))
-        total = self.max_epochs * steps_per_epoch
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: (
-                min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-            ),
-        )
+        # The cosine decay ends where training will end: at max_epochs, or, once the first epoch's
+        # time is known, at the last epoch the time budget allows, so a budgeted run still anneals.
+        horizon = [self.max_epochs * steps_per_epoch]
+
+        def learning_rate(step: int) -> float:
+            progress = min(step, horizon[0]) / horizon[0]
+            return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate)
         best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
         started = time.monotonic()
         log: list[dict[str, float]] = []
@@ -212,6 +214,11 @@ class SASRecRecommender(BaseRecommender):
                 schedule.step()
                 losses.append(float(loss.detach()))
             score = evaluate(self, validation, model_name=self.kind).metrics["NDCG@10"]
+            if epoch == 1:
+                affordable = int(self.max_minutes * 60 / max(time.monotonic() - started, 1e-3))
+                horizon[0] = int(
+                    same_everywhere(float(max(2, min(self.max_epochs, affordable)) * steps_per_epoch))
+                )
             mean_loss = float(np.mean(losses)) if losses else math.nan
             log.append(
                 {
