@@ -2,7 +2,8 @@
 (early stopping on validation), evaluate on test, append the result to
 benchmarks/results/sasrec_probe.jsonl. Used to compare settings before a full benchmarks/quality.py run.
 
-    .venv/bin/python benchmarks/sasrec_probe.py ../shared/datasets/amazon/Beauty.txt full-ce '{"max_minutes": 12}'
+    .venv/bin/python benchmarks/sasrec_probe.py ../shared/datasets/amazon/Beauty.txt full-ce \
+        '{"max_minutes": 12}'
 """
 
 from __future__ import annotations
