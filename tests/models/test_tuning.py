@@ -34,57 +34,15 @@ def test_unknown_model_and_bad_budget_are_refused(tmp_path: Path) -> None:
 
 def test_tune_then_train_with_the_best_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(write_sequences_with_last(tmp_path / "a.txt", [2] * 40))
-    best = tmp_path / "best.json"
-    assert (
-        main(
-            [
-                "tune",
-                "--data",
-                data,
-                "--model",
-                "itemknn",
-                "--minutes",
-                "1",
-                "--trials",
-                "3",
-                "--out",
-                str(best),
-            ]
-        )
-        == 0
-    )
+    best, bad = tmp_path / "best.json", tmp_path / "bad.json"
+    tune_args = f"tune --data {data} --model itemknn --minutes 1 --trials 3 --out {best}"
+    assert main(tune_args.split()) == 0
     params = json.loads(best.read_text())["best_params"]
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                data,
-                "--model",
-                "itemknn",
-                "--params",
-                str(best),
-                "--out",
-                str(tmp_path / "m"),
-            ]
-        )
-        == 0
-    )
+    train_args = f"train --data {data} --model itemknn --params {{}} --out {tmp_path}/{{}}"
+    assert main(train_args.format(best, "m").split()) == 0
     saved = json.loads((tmp_path / "m" / "model.json").read_text())["params"]
     assert all(saved[k] == v for k, v in params.items())
-    (tmp_path / "bad.json").write_text(json.dumps({"colour": 3}))
+    bad.write_text(json.dumps({"colour": 3}))
     capsys.readouterr()
-    code = main(
-        [
-            "train",
-            "--data",
-            data,
-            "--model",
-            "itemknn",
-            "--params",
-            str(tmp_path / "bad.json"),
-            "--out",
-            str(tmp_path / "m2"),
-        ]
-    )
-    assert code == 2 and "itemknn has no parameter 'colour'" in capsys.readouterr().err
+    assert main(train_args.format(bad, "m2").split()) == 2
+    assert "itemknn has no parameter 'colour'" in capsys.readouterr().err
