@@ -52,12 +52,15 @@ PLAIN = {
     "use_attributes": False,
     "negatives": 0,
     "warmup_epochs": 0.0,
+    "validation_share": 1.0,  # the usual protocol: every user's last training item is validation
+    "refit_epochs": 0,
 }
 CONFIGS: dict[str, dict[str, Any]] = {
     "ours": {},  # SASRecRecommender's defaults are the chosen settings
     "plain": PLAIN,
 }
 ABLATIONS: dict[str, dict[str, Any]] = {
+    "ours-full-validation-no-refit": {"validation_share": 1.0, "refit_epochs": 0},
     "ours-no-attributes": {"use_attributes": False},
     "ours-sampled-1024": {"negatives": 1024},
     "ours+crop": {"crop_keep": 0.8},
@@ -150,9 +153,11 @@ def main() -> int:
     log = RESULTS / "quality_runs.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     done = {(r["dataset"], r["config"], r["seed"], r["minutes_budget"]) for r in runs}
+    # Seed-major order: each seed's configs run back to back, so a half-finished benchmark still
+    # holds comparable pairs and the machine's drift over hours hits every config alike.
     for dataset_name in args.datasets.split(","):
-        for name in names:
-            for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for name in names:
                 if (dataset_name, name, seed, args.minutes) in done:
                     continue
                 print(f"{dataset_name} {name} seed {seed} ({args.minutes:g} min) ...", flush=True)

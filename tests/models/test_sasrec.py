@@ -11,9 +11,9 @@ import torch
 from recdrill.cli import main
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
-from recdrill.errors import ModelFileError
+from recdrill.errors import ConfigError, ModelFileError
 from recdrill.models.factory import load_model
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec import SASRecRecommender, _hold_out_last
 from recdrill.models.sequence_batches import left_pad, training_batches
 from tests.conftest import write_sequences_with_last
 
@@ -83,3 +83,29 @@ def test_left_pad_keeps_the_most_recent_items() -> None:
         [0, 0, 0],
         [0, 0, 10],
     ]
+
+
+def test_a_validation_share_holds_out_only_that_share_of_users(chain_shop: Dataset) -> None:
+    sequences = chain_shop.sequences()
+    train, fold = _hold_out_last(chain_shop, sequences, 0.25, np.random.default_rng(0))
+    assert len(fold) == 15  # a quarter of the 60 users (all have 3+ items)
+    held_out = np.zeros(len(sequences), dtype=bool)
+    held_out[fold.users] = True
+    # Validation users lose exactly their last item; everyone else keeps the whole history.
+    np.testing.assert_array_equal(train.lengths, sequences.lengths - held_out)
+    np.testing.assert_array_equal(fold.targets, sequences.values[sequences.indptr[fold.users + 1] - 1])
+
+
+def test_refit_epochs_train_on_the_held_out_items_too(chain_shop: Dataset) -> None:
+    plain = SASRecRecommender(**FAST, max_epochs=3, patience=3, seed=2).fit(chain_shop)
+    refit = SASRecRecommender(**FAST, max_epochs=3, patience=3, seed=2, refit_epochs=2).fit(chain_shop)
+    epochs = refit.history_["epochs"]
+    assert len(epochs) == 5 and all(np.isnan(e["val_ndcg10"]) for e in epochs[3:])
+    assert refit.history_["best_val_ndcg10"] == plain.history_["best_val_ndcg10"]
+    assert not np.allclose(refit.score([[2, 3]]), plain.score([[2, 3]]))
+
+
+@pytest.mark.parametrize("params", [{"validation_share": 0.0}, {"validation_share": 1.5}, {"refit_epochs": -1}])
+def test_bad_validation_settings_are_refused(chain_shop: Dataset, params: dict[str, float]) -> None:
+    with pytest.raises(ConfigError, match="validation_share"):
+        SASRecRecommender(**FAST, max_epochs=1, **params).fit(chain_shop)

@@ -62,7 +62,8 @@ def evaluate(
 
     Scores are computed ``batch_size`` users at a time (memory ``batch_size x n_items`` floats);
     items in the user's history are excluded when ``exclude_seen`` (the published protocol).
-    Coverage and popularity bias describe the top ``list_size`` lists.
+    Coverage and popularity bias describe the top ``list_size`` lists; ``list_size=0`` skips the
+    lists (and reports both as 0), which is what per-epoch validation wants: ranks only.
 
     Raises:
         ModelError: the model returned scores of the wrong shape, or NaN/+inf scores.
@@ -73,15 +74,18 @@ def evaluate(
     n_items = fold.fit_data.n_items
     ranks = np.empty(len(fold), dtype=np.int64)
     lists = np.empty((len(fold), min(list_size, n_items)), dtype=np.int64)
+    # Users go in order of history length so sequence models pad each batch only to its longest row.
+    order = np.argsort(fold.histories.lengths, kind="stable")
     for start in range(0, len(fold), batch_size):
-        stop = min(start + batch_size, len(fold))
-        histories = fold.histories.take(np.arange(start, stop))
+        chunk = order[start : start + batch_size]
+        histories = fold.histories.take(chunk)
         scores = np.array(model.score(histories), dtype=np.float32, copy=True)
-        validate_scores(scores, stop - start, n_items)
+        validate_scores(scores, len(chunk), n_items)
         if exclude_seen:
             exclude(scores, histories)
-        ranks[start:stop] = target_ranks(scores, fold.targets[start:stop])
-        lists[start:stop] = top_k(scores, list_size)[0]
+        ranks[chunk] = target_ranks(scores, fold.targets[chunk])
+        if list_size > 0:
+            lists[chunk] = top_k(scores, list_size)[0]
     item_counts = fold.fit_data.item_counts()
     return EvalReport(
         dataset=fold.fit_data.name,

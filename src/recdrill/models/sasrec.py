@@ -45,7 +45,12 @@ class SASRecRecommender(BaseRecommender):
         lr, weight_decay, warmup_epochs, grad_clip: AdamW with linear warm-up then cosine decay.
         batch_size: sequences per step.
         max_epochs, patience: stop after ``patience`` epochs without a better validation NDCG@10.
-        max_minutes: wall-time budget for ``fit``; the best epoch so far is kept.
+        max_minutes: wall-time budget for ``fit`` (refit included); the best epoch so far is kept.
+        validation_share: share of users (with 3+ items) whose last item is held out for validation;
+            the rest train on their whole history, so the most recent transitions are not all lost
+            to validation.
+        refit_epochs: after early stopping, this many epochs on every sequence including the held-out
+            items (learning rate annealed from where training stopped, at least a tenth of ``lr``).
         seed: makes training repeatable (same data, same seed, same weights on the same machine).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         verbose: show a progress bar with live loss and validation metrics on stderr.
@@ -73,6 +78,8 @@ class SASRecRecommender(BaseRecommender):
         "max_epochs",
         "patience",
         "max_minutes",
+        "validation_share",
+        "refit_epochs",
         "seed",
         "device",
         "verbose",
@@ -99,6 +106,8 @@ class SASRecRecommender(BaseRecommender):
         max_epochs: int = 200,
         patience: int = 8,
         max_minutes: float = 18.0,
+        validation_share: float = 0.2,
+        refit_epochs: int = 1,
         seed: int = 0,
         device: str = "auto",
         verbose: bool = False,
@@ -123,6 +132,8 @@ class SASRecRecommender(BaseRecommender):
         self.max_epochs = max_epochs
         self.patience = patience
         self.max_minutes = max_minutes
+        self.validation_share = validation_share
+        self.refit_epochs = refit_epochs
         self.seed = seed
         self.device = device
         self.verbose = verbose
@@ -156,6 +167,8 @@ class SASRecRecommender(BaseRecommender):
     def _fit(self, dataset: Dataset) -> None:
         if self.max_len < 2 or self.batch_size < 1 or self.max_epochs < 1:
             raise ConfigError("SASRecRecommender needs max_len >= 2, batch_size >= 1 and max_epochs >= 1")
+        if not 0.0 < self.validation_share <= 1.0 or self.refit_epochs < 0:
+            raise ConfigError("SASRecRecommender needs 0 < validation_share <= 1 and refit_epochs >= 0")
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         device = self._device()
@@ -168,7 +181,7 @@ class SASRecRecommender(BaseRecommender):
         self.net_ = self._build(dataset.n_items).to(device)
 
         sequences = dataset.sequences()
-        train, validation = _hold_out_last(dataset, sequences)
+        train, validation = _hold_out_last(dataset, sequences, self.validation_share, rng)
         augmenter = Augmenter(
             self.crop_keep, self.mask_rate, self.reorder_span, self.category_rate, self.brand_rate
         )
@@ -191,6 +204,7 @@ class SASRecRecommender(BaseRecommender):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate)
         best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
         started = time.monotonic()
+        reserve = 0.0  # seconds kept back for the refit epochs
         log: list[dict[str, float]] = []
         bar = tqdm(
             total=self.max_epochs,
@@ -199,11 +213,12 @@ class SASRecRecommender(BaseRecommender):
             disable=not (self.verbose and rank == 0),
             file=sys.stderr,
         )
-        for epoch in range(1, self.max_epochs + 1):
+
+        def run_epoch(rows: Ragged) -> float:
             self.net_.train()
             losses = []
             # Every rank draws the same shuffled batches and takes its share of them.
-            epoch_rows = train.concat(augmenter(train, rng, category, brand)) if augmenter.active else train
+            epoch_rows = rows.concat(augmenter(rows, rng, category, brand)) if augmenter.active else rows
             batches = list(training_batches(epoch_rows, self.batch_size, self.max_len, rng))
             for inputs, targets in batches[rank : len(batches) - len(batches) % world : world]:
                 loss = trainer(inputs.to(device), targets.to(device))
@@ -213,13 +228,18 @@ class SASRecRecommender(BaseRecommender):
                 optimizer.step()
                 schedule.step()
                 losses.append(float(loss.detach()))
-            score = evaluate(self, validation, model_name=self.kind).metrics["NDCG@10"]
+            return float(np.mean(losses)) if losses else math.nan
+
+        for epoch in range(1, self.max_epochs + 1):
+            mean_loss = run_epoch(train)
+            score = evaluate(self, validation, model_name=self.kind, list_size=0).metrics["NDCG@10"]
             if epoch == 1:
-                affordable = int(self.max_minutes * 60 / max(time.monotonic() - started, 1e-3))
+                epoch_seconds = max(time.monotonic() - started, 1e-3)
+                reserve = self.refit_epochs * epoch_seconds
+                affordable = int((self.max_minutes * 60 - reserve) / epoch_seconds)
                 horizon[0] = int(
                     same_everywhere(float(max(2, min(self.max_epochs, affordable)) * steps_per_epoch))
                 )
-            mean_loss = float(np.mean(losses)) if losses else math.nan
             log.append(
                 {
                     "epoch": epoch,
@@ -234,17 +254,33 @@ class SASRecRecommender(BaseRecommender):
             else:
                 stale += 1
             bar.set_postfix(
-                loss=f"{log[-1]['loss']:.3f}",
+                loss=f"{mean_loss:.3f}",
                 val_ndcg10=f"{score:.4f}",
                 best=f"{best_score:.4f}@{best_epoch}",
             )
             bar.update()
-            out_of_time = time.monotonic() - started > self.max_minutes * 60
+            out_of_time = time.monotonic() - started > self.max_minutes * 60 - reserve
             if agree(stale >= self.patience or out_of_time):  # all ranks stop together
                 break
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)
+        if self.refit_epochs:
+            # Anneal from the rate the best epoch ended with (at least lr/10) to zero.
+            start_rate = max(learning_rate(best_epoch * steps_per_epoch), 0.1)
+            refit_steps = self.refit_epochs * steps_per_epoch
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: start_rate * max(0.0, 1 - step / refit_steps)
+            )
+            for epoch in range(1, self.refit_epochs + 1):
+                log.append(
+                    {
+                        "epoch": len(log) + 1,
+                        "loss": run_epoch(sequences),
+                        "val_ndcg10": math.nan,  # the held-out items are now training data
+                        "seconds": time.monotonic() - started,
+                    }
+                )
         self.net_.eval()
         self.history_ = {"epochs": log, "best_epoch": best_epoch, "best_val_ndcg10": best_score}
 
@@ -253,13 +289,17 @@ class SASRecRecommender(BaseRecommender):
     def _score(self, histories: Ragged) -> np.ndarray:
         device = next(self.net_.parameters()).device
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
+        # Score rows in length order so each batch pads only to its own longest history.
+        order = np.argsort(np.minimum(histories.lengths, self.max_len), kind="stable")
         self.net_.eval()
         with torch.inference_mode():
-            for start in range(0, len(histories), SCORE_BATCH):
-                rows = histories.take(np.arange(start, min(start + SCORE_BATCH, len(histories))))
+            table = self.net_.item_table()
+            for start in range(0, len(order), SCORE_BATCH):
+                chunk = order[start : start + SCORE_BATCH]
+                rows = histories.take(chunk)
                 longest = int(max(1, min(int(rows.lengths.max(initial=0)), self.max_len)))
                 batch = torch.from_numpy(left_pad(rows, longest)).to(device)
-                out[start : start + len(rows)] = self.net_(batch).float().cpu().numpy()
+                out[chunk] = self.net_.score_last(batch, table).float().cpu().numpy()
         return out
 
     # -- state -------------------------------------------------------------------------------------
@@ -285,9 +325,18 @@ class SASRecRecommender(BaseRecommender):
         self.net_.to(self._device()).eval()
 
 
-def _hold_out_last(dataset: Dataset, sequences: Ragged) -> tuple[Ragged, EvalFold]:
-    """Training rows without each user's last item, and a fold predicting that item from the rest."""
+def _hold_out_last(
+    dataset: Dataset, sequences: Ragged, share: float = 1.0, rng: np.random.Generator | None = None
+) -> tuple[Ragged, EvalFold]:
+    """Training rows without the validation users' last items, and a fold predicting those items.
+
+    Validation users are a random ``share`` of the users with at least 3 items (all when 1).
+    """
     users = np.flatnonzero(sequences.lengths >= 3)
+    if share < 1.0:
+        generator = rng if rng is not None else np.random.default_rng(0)
+        count = max(1, round(share * len(users)))
+        users = np.sort(generator.choice(users, size=min(count, len(users)), replace=False))
     keep = np.ones(len(sequences.values), dtype=bool)
     keep[sequences.indptr[users + 1] - 1] = False
     train = Ragged.from_groups(sequences.row_ids[keep], sequences.values[keep], len(sequences))

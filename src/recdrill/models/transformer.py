@@ -127,6 +127,9 @@ class SASRecNet(nn.Module):
 
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Scores of every item as the next one after each sequence: ``[B, n_items]``."""
-        table = self.item_table()
+        return self.score_last(sequences, self.item_table())
+
+    def score_last(self, sequences: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """``forward`` with the item table computed once by the caller (it is the same for every batch)."""
         last = self.encode(sequences, table)[:, -1]
         return last @ table[1:].T
