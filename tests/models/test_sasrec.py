@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +21,7 @@ from recdrill.errors import ConfigError, ModelFileError
 from recdrill.models.factory import load_model
 from recdrill.models.sasrec import SASRecRecommender, _hold_out_last
 from recdrill.models.sequence_batches import left_pad, training_batches
+from recdrill.models.training_checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
 from tests.conftest import write_sequences_with_last
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
@@ -105,7 +112,87 @@ def test_refit_epochs_train_on_the_held_out_items_too(chain_shop: Dataset) -> No
     assert not np.allclose(refit.score([[2, 3]]), plain.score([[2, 3]]))
 
 
-@pytest.mark.parametrize("params", [{"validation_share": 0.0}, {"validation_share": 1.5}, {"refit_epochs": -1}])
+@pytest.mark.parametrize(
+    "params", [{"validation_share": 0.0}, {"validation_share": 1.5}, {"refit_epochs": -1}]
+)
 def test_bad_validation_settings_are_refused(chain_shop: Dataset, params: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="validation_share"):
         SASRecRecommender(**FAST, max_epochs=1, **params).fit(chain_shop)
+
+
+RESUME_PARAMS = {**FAST, "max_len": 10, "max_epochs": 4, "patience": 4, "batch_size": 64}
+RESUME_DATA = "shopsim:n_items=300,n_users=1500,n_events=20000"
+
+
+def _train(out: Path, params: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "recdrill", "train", "--data", RESUME_DATA, "--model", "sasrec"]
+    return subprocess.Popen(
+        [*command, "--out", str(out), "--params", str(params)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_a_killed_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(RESUME_PARAMS))
+    straight = _train(tmp_path / "straight", params)
+    straight.communicate(timeout=300)
+    assert straight.returncode == 0
+
+    out = tmp_path / "killed"
+    checkpoint = out / "training-checkpoint.pt"
+    run = _train(out, params)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert run.poll() is None, "training finished before it could be interrupted"
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=30)
+    assert not (out / "state.npz").exists() and checkpoint.exists()
+    assert torch.load(checkpoint, weights_only=True)["progress"]["epoch"] < RESUME_PARAMS["max_epochs"]
+
+    resumed = _train(out, params)
+    resumed.communicate(timeout=300)
+    assert resumed.returncode == 0
+    assert not checkpoint.exists()  # removed once the model is saved
+    first, second = np.load(tmp_path / "straight" / "state.npz"), np.load(out / "state.npz")
+    for name in first.files:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def test_a_corrupt_training_checkpoint_is_an_error_naming_it(tmp_path: Path) -> None:
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(RESUME_PARAMS))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "training-checkpoint.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    run = _train(tmp_path / "out", params)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 5
+    assert "training-checkpoint.pt: cannot resume" in stderr.decode().strip().splitlines()[-1]
+
+
+def test_a_checkpoint_for_other_settings_is_not_resumed(chain_shop: Dataset, tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    model = SASRecRecommender(**FAST, max_epochs=2, patience=2)
+    model.checkpoint_path = path
+    model.fit(chain_shop)  # leaves no checkpoint behind once finished
+    assert not path.exists()
+    net = SASRecRecommender(**FAST, max_epochs=1).fit(chain_shop).net_
+    save_checkpoint(
+        path,
+        run_key({"dim": 1}, "data"),
+        TrainingProgress(epoch=1),
+        {"net": net},
+        np.random.default_rng(),
+        None,
+    )
+    assert load_checkpoint(path, run_key({"dim": 2}, "data"), {"net": net}, np.random.default_rng()) is None
+    assert (
+        load_checkpoint(path, run_key({"dim": 1}, "other data"), {"net": net}, np.random.default_rng())
+        is None
+    )
+    assert (
+        load_checkpoint(path, run_key({"dim": 1}, "data"), {"net": net}, np.random.default_rng()) is not None
+    )

@@ -84,9 +84,16 @@ def read_params(path: Path | None) -> dict[str, Any]:
 
 
 def fit_or_load(
-    model_spec: str, split: Split, fold: str, params: dict[str, Any] | None = None
+    model_spec: str,
+    split: Split,
+    fold: str,
+    params: dict[str, Any] | None = None,
+    checkpoint: Path | None = None,
 ) -> tuple[str, BaseRecommender, float]:
-    """A model fitted on the fold's training data, or a saved one checked against the catalogue."""
+    """A model fitted on the fold's training data, or a saved one checked against the catalogue.
+
+    Models that train in epochs save their progress to ``checkpoint`` and resume from it.
+    """
     data = split.fold(fold).fit_data
     started = time.perf_counter()
     if Path(model_spec).is_dir():
@@ -110,6 +117,8 @@ def fit_or_load(
     model = cls(**(params or {}))
     if "verbose" in model.params:
         model.verbose = True  # type: ignore[attr-defined]  # a progress bar for models that train long
+    if checkpoint is not None and hasattr(model, "checkpoint_path"):
+        model.checkpoint_path = checkpoint
     model.fit(data)
     return model_spec, model, time.perf_counter() - started
 

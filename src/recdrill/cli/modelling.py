@@ -84,12 +84,15 @@ def train_command(
 ) -> None:
     """Fit a model on the test fold's training data and save it.
 
-    Evaluate the saved model with 'recdrill eval --data DATA --model OUT'. Run under
+    Evaluate the saved model with 'recdrill eval --data DATA --model OUT'. Training that is
+    interrupted resumes where it stopped when the same command runs again. Run under
     'torchrun --nproc_per_node N -m recdrill train ...' to train sasrec data-parallel.
     """
     dataset = load_data(data_spec, columns, seed)
     split = make_split(dataset, split_kind)
-    _, model, fit_seconds = fit_or_load(model_kind, split, "test", read_params(params_file))
+    # An interrupted run of the same command resumes from this checkpoint (removed once trained).
+    checkpoint = out / "training-checkpoint.pt"
+    _, model, fit_seconds = fit_or_load(model_kind, split, "test", read_params(params_file), checkpoint)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun every rank holds the same weights: rank 0 writes them
     model.save(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,7 @@ from recdrill.models.base import BaseRecommender, csr_from_state, csr_to_state
 from recdrill.models.distributed import agree, distribute, same_everywhere, world_size
 from recdrill.models.next_item_loss import NextItemLoss
 from recdrill.models.sequence_batches import left_pad, training_batches
+from recdrill.models.training_checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
 from recdrill.models.transformer import SASRecNet
 
 SCORE_BATCH = 1024
@@ -86,6 +88,7 @@ class SASRecRecommender(BaseRecommender):
     )
 
     net_: SASRecNet
+    checkpoint_path: str | Path | None = None  # where fit saves and resumes training (not a hyper-parameter)
     attributes_: sp.csr_matrix | None
     history_: dict[str, Any]
 
@@ -202,12 +205,19 @@ class SASRecRecommender(BaseRecommender):
             return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate)
-        best_score, best_state, best_epoch, stale = -1.0, None, 0, 0
-        started = time.monotonic()
-        reserve = 0.0  # seconds kept back for the refit epochs
-        log: list[dict[str, float]] = []
+        progress = TrainingProgress(horizon_steps=horizon[0])
+        best_state: dict[str, torch.Tensor] | None = None
+        checkpoint = Path(self.checkpoint_path) if self.checkpoint_path is not None else None
+        key = run_key(self.get_params(), dataset.interactions_digest())
+        modules = {"net": self.net_, "optimizer": optimizer, "schedule": schedule}
+        resumed = load_checkpoint(checkpoint, key, modules, rng) if checkpoint is not None else None
+        if resumed is not None:
+            progress, best_state = resumed
+            horizon[0] = progress.horizon_steps
+        started = time.monotonic() - progress.elapsed_s
         bar = tqdm(
             total=self.max_epochs,
+            initial=progress.epoch,
             desc="sasrec",
             unit="epoch",
             disable=not (self.verbose and rank == 0),
@@ -230,17 +240,23 @@ class SASRecRecommender(BaseRecommender):
                 losses.append(float(loss.detach()))
             return float(np.mean(losses)) if losses else math.nan
 
-        for epoch in range(1, self.max_epochs + 1):
+        p = progress
+        finished = p.epoch > 0 and (
+            p.stale >= self.patience or p.elapsed_s > self.max_minutes * 60 - p.reserve_s
+        )
+        for epoch in range(p.epoch + 1, self.max_epochs + 1):
+            if finished:
+                break
             mean_loss = run_epoch(train)
             score = evaluate(self, validation, model_name=self.kind, list_size=0).metrics["NDCG@10"]
             if epoch == 1:
                 epoch_seconds = max(time.monotonic() - started, 1e-3)
-                reserve = self.refit_epochs * epoch_seconds
-                affordable = int((self.max_minutes * 60 - reserve) / epoch_seconds)
-                horizon[0] = int(
+                p.reserve_s = self.refit_epochs * epoch_seconds
+                affordable = int((self.max_minutes * 60 - p.reserve_s) / epoch_seconds)
+                horizon[0] = p.horizon_steps = int(
                     same_everywhere(float(max(2, min(self.max_epochs, affordable)) * steps_per_epoch))
                 )
-            log.append(
+            p.log.append(
                 {
                     "epoch": epoch,
                     "loss": mean_loss,
@@ -248,41 +264,46 @@ class SASRecRecommender(BaseRecommender):
                     "seconds": time.monotonic() - started,
                 }
             )
-            if score > best_score:
-                best_score, best_epoch, stale = score, epoch, 0
+            if score > p.best_score:
+                p.best_score, p.best_epoch, p.stale = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
             else:
-                stale += 1
+                p.stale += 1
             bar.set_postfix(
                 loss=f"{mean_loss:.3f}",
                 val_ndcg10=f"{score:.4f}",
-                best=f"{best_score:.4f}@{best_epoch}",
+                best=f"{p.best_score:.4f}@{p.best_epoch}",
             )
             bar.update()
-            out_of_time = time.monotonic() - started > self.max_minutes * 60 - reserve
-            if agree(stale >= self.patience or out_of_time):  # all ranks stop together
+            p.epoch, p.elapsed_s = epoch, time.monotonic() - started
+            if checkpoint is not None and rank == 0:
+                save_checkpoint(checkpoint, key, p, modules, rng, best_state)
+            out_of_time = time.monotonic() - started > self.max_minutes * 60 - p.reserve_s
+            if agree(p.stale >= self.patience or out_of_time):  # all ranks stop together
                 break
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)
         if self.refit_epochs:
             # Anneal from the rate the best epoch ended with (at least lr/10) to zero.
-            start_rate = max(learning_rate(best_epoch * steps_per_epoch), 0.1)
+            start_rate = max(learning_rate(p.best_epoch * steps_per_epoch), 0.1)
             refit_steps = self.refit_epochs * steps_per_epoch
             schedule = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: start_rate * max(0.0, 1 - step / refit_steps)
             )
-            for epoch in range(1, self.refit_epochs + 1):
-                log.append(
+            for _ in range(self.refit_epochs):
+                p.log.append(
                     {
-                        "epoch": len(log) + 1,
+                        "epoch": len(p.log) + 1,
                         "loss": run_epoch(sequences),
                         "val_ndcg10": math.nan,  # the held-out items are now training data
                         "seconds": time.monotonic() - started,
                     }
                 )
         self.net_.eval()
-        self.history_ = {"epochs": log, "best_epoch": best_epoch, "best_val_ndcg10": best_score}
+        self.history_ = {"epochs": p.log, "best_epoch": p.best_epoch, "best_val_ndcg10": p.best_score}
+        if checkpoint is not None and rank == 0:
+            checkpoint.unlink(missing_ok=True)  # the finished model is saved by the caller
 
     # -- predicting --------------------------------------------------------------------------------
 
