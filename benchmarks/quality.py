@@ -67,7 +67,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "ours+mask": {"mask_rate": 0.2},
     "ours+reorder": {"reorder_span": 0.3},
     "ours+category-substitution": {"category_rate": 0.1},
+    "ours+attribute-mask": {"attribute_mask_rate": 0.2},
 }
+# Price perturbation and brand substitution need prices and brands, which the Amazon files lack.
 
 
 def run_one(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from recdrill.models.factory import load_model
 from recdrill.models.sasrec import SASRecRecommender, _hold_out_last
 from recdrill.models.sequence_batches import left_pad, training_batches
 from recdrill.models.training_checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
+from recdrill.models.transformer import SASRecNet
 from tests.conftest import write_sequences_with_last
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
@@ -196,3 +198,46 @@ def test_a_checkpoint_for_other_settings_is_not_resumed(chain_shop: Dataset, tmp
     assert (
         load_checkpoint(path, run_key({"dim": 1}, "data"), {"net": net}, np.random.default_rng()) is not None
     )
+
+
+def _priced(shop: Dataset) -> Dataset:
+    prices = np.linspace(1.0, 50.0, shop.n_items)
+    prices[3] = np.nan  # one item without a price
+    return dataclasses.replace(shop, catalog=dataclasses.replace(shop.catalog, price=prices))
+
+
+def test_price_levels_are_learned_saved_and_loaded(chain_shop: Dataset, tmp_path: Path) -> None:
+    shop = _priced(chain_shop)
+    model = SASRecRecommender(**FAST, max_epochs=2, price_buckets=4).fit(shop)
+    assert model.net_.prices is not None
+    assert model.price_buckets_ is not None and model.price_buckets_[3] == -1
+    assert sorted(set(model.price_buckets_.tolist())) == [-1, 0, 1, 2, 3]
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    histories = [[1, 2], [5], [7, 8, 9]]
+    np.testing.assert_array_equal(model.score(histories), loaded.score(histories))
+    assert SASRecRecommender(**FAST, max_epochs=1, price_buckets=0).fit(shop).net_.prices is None
+    assert SASRecRecommender(**FAST, max_epochs=1).fit(chain_shop).net_.prices is None  # no prices
+
+
+def test_side_information_augmentations_act_only_while_training() -> None:
+    torch.manual_seed(0)
+    values, offsets = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 1, 2, 3])
+    net = SASRecNet(4, 8, 1, 2, 5, 0.0, (values, offsets), torch.tensor([-1, 0, 1, 2]), 0.5, 1.0)
+    net.train()
+    tables = [net.item_table().detach() for _ in range(8)]
+    assert any(not torch.equal(tables[0], t) for t in tables[1:])
+    net.eval()
+    assert torch.equal(net.item_table(), net.item_table())
+    quiet = SASRecNet(4, 8, 1, 2, 5, 0.0, (values, offsets), torch.tensor([-1, 0, 1, 2]))
+    quiet.train()
+    assert torch.equal(quiet.item_table(), quiet.item_table())
+
+
+def test_price_jitter_moves_only_known_prices() -> None:
+    torch.manual_seed(0)
+    net = SASRecNet(3, 8, 1, 2, 5, 0.0, None, torch.tensor([-1, 1, 1]), price_jitter=1.0)
+    net.train()
+    tables = torch.stack([net.item_table().detach() for _ in range(12)])
+    assert torch.equal(tables[:, 1], tables[0, 1].expand_as(tables[:, 1]))  # item 0: unknown price
+    assert not torch.equal(tables[:, 2], tables[0, 2].expand_as(tables[:, 2]))

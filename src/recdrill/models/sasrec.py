@@ -42,6 +42,8 @@ class SASRecRecommender(BaseRecommender):
     Parameters:
         dim, blocks, heads, max_len, dropout: network sizes.
         use_attributes: add attribute (brand/category) embeddings to item vectors when the catalogue has them.
+        price_buckets: add a price-level embedding (this many quantile buckets of the catalogue's prices)
+            when the catalogue has prices; 0 = off.
         negatives: 0 for full-softmax cross-entropy over all items; N > 0 for a sampled softmax against
             N uniformly drawn items shared by the batch (accidental hits removed), about 20x cheaper per step.
         lr, weight_decay, warmup_epochs, grad_clip: AdamW with linear warm-up then cosine decay.
@@ -61,6 +63,8 @@ class SASRecRecommender(BaseRecommender):
             (see :class:`recdrill.data.augment.Augmenter`). Category groups are the catalogue's leaf
             categories, or each item's rarest attribute where there are none (Amazon's attributes mix
             brands and categories); brand groups need ``Catalog.brand``.
+        attribute_mask_rate, price_jitter: side-information augmentations applied to the item table
+            at each training step (see :class:`recdrill.models.transformer.SASRecNet`).
     """
 
     kind: ClassVar[str] = "sasrec"
@@ -71,6 +75,7 @@ class SASRecRecommender(BaseRecommender):
         "max_len",
         "dropout",
         "use_attributes",
+        "price_buckets",
         "negatives",
         "lr",
         "weight_decay",
@@ -85,11 +90,19 @@ class SASRecRecommender(BaseRecommender):
         "seed",
         "device",
         "verbose",
+        "crop_keep",
+        "mask_rate",
+        "reorder_span",
+        "category_rate",
+        "brand_rate",
+        "attribute_mask_rate",
+        "price_jitter",
     )
 
     net_: SASRecNet
     checkpoint_path: str | Path | None = None  # where fit saves and resumes training (not a hyper-parameter)
     attributes_: sp.csr_matrix | None
+    price_buckets_: np.ndarray | None
     history_: dict[str, Any]
 
     def __init__(
@@ -100,6 +113,7 @@ class SASRecRecommender(BaseRecommender):
         max_len: int = 50,
         dropout: float = 0.3,
         use_attributes: bool = True,
+        price_buckets: int = 10,
         negatives: int = 0,
         lr: float = 1e-3,
         weight_decay: float = 0.05,
@@ -119,6 +133,8 @@ class SASRecRecommender(BaseRecommender):
         reorder_span: float = 0.0,
         category_rate: float = 0.0,
         brand_rate: float = 0.0,
+        attribute_mask_rate: float = 0.0,
+        price_jitter: float = 0.0,
     ) -> None:
         self.dim = dim
         self.blocks = blocks
@@ -126,6 +142,7 @@ class SASRecRecommender(BaseRecommender):
         self.max_len = max_len
         self.dropout = dropout
         self.use_attributes = use_attributes
+        self.price_buckets = price_buckets
         self.negatives = negatives
         self.lr = lr
         self.weight_decay = weight_decay
@@ -145,6 +162,8 @@ class SASRecRecommender(BaseRecommender):
         self.reorder_span = reorder_span
         self.category_rate = category_rate
         self.brand_rate = brand_rate
+        self.attribute_mask_rate = attribute_mask_rate
+        self.price_jitter = price_jitter
 
     # -- fitting -----------------------------------------------------------------------------------
 
@@ -165,7 +184,19 @@ class SASRecRecommender(BaseRecommender):
                 torch.from_numpy(csr.indices.astype(np.int64)),
                 torch.from_numpy(csr.indptr[:-1].astype(np.int64)),
             )
-        return SASRecNet(n_items, self.dim, self.blocks, self.heads, self.max_len, self.dropout, attributes)
+        buckets = None if self.price_buckets_ is None else torch.from_numpy(self.price_buckets_)
+        return SASRecNet(
+            n_items,
+            self.dim,
+            self.blocks,
+            self.heads,
+            self.max_len,
+            self.dropout,
+            attributes,
+            buckets,
+            self.attribute_mask_rate,
+            self.price_jitter,
+        )
 
     def _fit(self, dataset: Dataset) -> None:
         if self.max_len < 2 or self.batch_size < 1 or self.max_epochs < 1:
@@ -181,6 +212,7 @@ class SASRecRecommender(BaseRecommender):
             membership = groups.to_csr(int(groups.values.max()) + 1)
             membership.data[:] = 1.0
             self.attributes_ = membership
+        self.price_buckets_ = _price_buckets(dataset.catalog.price, self.price_buckets)
         self.net_ = self._build(dataset.n_items).to(device)
 
         sequences = dataset.sequences()
@@ -329,10 +361,13 @@ class SASRecRecommender(BaseRecommender):
         state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
         if self.attributes_ is not None:
             state.update(csr_to_state("attributes", self.attributes_))
+        if self.price_buckets_ is not None:
+            state["price_buckets"] = self.price_buckets_
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.attributes_ = csr_from_state("attributes", state) if "attributes.shape" in state else None
+        self.price_buckets_ = state["price_buckets"].astype(np.int64) if "price_buckets" in state else None
         self.net_ = self._build(self.n_items_)
         weights = {
             k.removeprefix("net."): torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")
@@ -369,6 +404,25 @@ def _hold_out_last(
         sequences.values[sequences.indptr[users + 1] - 1],
     )
     return train, fold
+
+
+def _price_buckets(prices: np.ndarray | None, n_buckets: int) -> np.ndarray | None:
+    """Each item's price quantile bucket in ``0..n_buckets-1`` (-1 = unknown), or None without prices.
+
+    Example:
+        >>> _price_buckets(np.array([1.0, 2.0, np.nan, 3.0, 4.0]), 2).tolist()
+        [0, 0, -1, 1, 1]
+    """
+    if prices is None or n_buckets <= 0:
+        return None
+    known = np.isfinite(prices)
+    if not known.any():
+        return None
+    # Interior quantile edges; repeated edges (many equal prices) collapse into one bucket.
+    edges = np.unique(np.quantile(prices[known], np.linspace(0, 1, n_buckets + 1)[1:-1]))
+    buckets = np.full(len(prices), -1, dtype=np.int64)
+    buckets[known] = np.searchsorted(edges, prices[known], side="right")
+    return buckets
 
 
 def _substitution_groups(dataset: Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:

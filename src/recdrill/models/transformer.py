@@ -59,6 +59,13 @@ class SASRecNet(nn.Module):
         item_attributes: optional attribute ids per item as CSR ``(values, offsets)`` (``offsets`` has
             one start per item); each item's vector then adds the mean of its attributes' embeddings,
             in the input and in the output table, so rare items borrow strength from brand and category.
+        price_buckets: optional price bucket per item (``-1`` = unknown price); each item's vector then
+            adds its bucket's embedding.
+
+    Two augmentations act on the item table while training (both off at 0): ``attribute_mask_rate``
+    drops an item's attribute vector with that probability at each step, so the model cannot lean on
+    side information alone; ``price_jitter`` moves an item's price bucket one step up or down with that
+    probability, so it tolerates price changes (promotions, repricing) it has not seen.
     """
 
     def __init__(
@@ -70,6 +77,9 @@ class SASRecNet(nn.Module):
         max_len: int = 50,
         dropout: float = 0.3,
         item_attributes: tuple[torch.Tensor, torch.Tensor] | None = None,
+        price_buckets: torch.Tensor | None = None,
+        attribute_mask_rate: float = 0.0,
+        price_jitter: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -83,6 +93,15 @@ class SASRecNet(nn.Module):
             self.register_buffer("attribute_offsets", offsets.long(), persistent=False)
             n_attributes = int(values.max()) + 1 if len(values) else 1
             self.attributes = nn.EmbeddingBag(n_attributes, dim, mode="mean")
+        self.prices: nn.Embedding | None = None
+        if price_buckets is not None:
+            self.n_price_buckets = int(price_buckets.max()) + 1 if len(price_buckets) else 1
+            # Unknown prices get a bucket of their own, after the real ones.
+            known = torch.where(price_buckets >= 0, price_buckets.long(), self.n_price_buckets)
+            self.register_buffer("price_bucket", known, persistent=False)
+            self.prices = nn.Embedding(self.n_price_buckets + 1, dim)
+        self.attribute_mask_rate = attribute_mask_rate
+        self.price_jitter = price_jitter
         self.input_dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(CausalBlock(dim, heads, dropout) for _ in range(blocks))
         self.final_norm = nn.LayerNorm(dim)
@@ -103,7 +122,19 @@ class SASRecNet(nn.Module):
         table = self.items.weight
         if self.attributes is not None:
             side = self.attributes(self.attribute_values, self.attribute_offsets)
+            if self.training and self.attribute_mask_rate > 0:
+                keep = torch.rand(len(side), 1, device=side.device) >= self.attribute_mask_rate
+                side = side * keep
             table = table + F.pad(side, (0, 0, 1, 0))
+        if self.prices is not None:
+            bucket: torch.Tensor = self.price_bucket  # type: ignore[assignment]  # a buffer
+            if self.training and self.price_jitter > 0:
+                step = torch.randint(-1, 2, bucket.shape, device=bucket.device)
+                moved = torch.rand(bucket.shape, device=bucket.device) < self.price_jitter
+                known = bucket < self.n_price_buckets
+                shifted = (bucket + step).clamp(0, self.n_price_buckets - 1)
+                bucket = torch.where(moved & known, shifted, bucket)
+            table = table + F.pad(self.prices(bucket), (0, 0, 1, 0))
         return table
 
     def encode(self, sequences: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:

@@ -33,6 +33,7 @@ def _sasrec_space(trial: optuna.Trial) -> dict[str, Any]:
         "use_attributes": trial.suggest_categorical("use_attributes", [True, False]),
         "mask_rate": trial.suggest_categorical("mask_rate", [0.0, 0.1, 0.2]),
         "category_rate": trial.suggest_categorical("category_rate", [0.0, 0.1]),
+        "attribute_mask_rate": trial.suggest_categorical("attribute_mask_rate", [0.0, 0.2]),
     }
 
 
