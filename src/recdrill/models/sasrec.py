@@ -262,7 +262,13 @@ class SASRecRecommender(BaseRecommender):
             # Every rank draws the same shuffled batches and takes its share of them.
             epoch_rows = rows.concat(augmenter(rows, rng, category, brand)) if augmenter.active else rows
             batches = list(training_batches(epoch_rows, self.batch_size, self.max_len, rng))
-            for inputs, targets in batches[rank : len(batches) - len(batches) % world : world]:
+            for step, (inputs, targets) in enumerate(
+                batches[rank : len(batches) - len(batches) % world : world]
+            ):
+                # On a catalogue far larger than expected one epoch could outlast the whole budget:
+                # check the clock every few steps (all ranks together) and stop mid-epoch if so.
+                if step % 16 == 0 and agree(time.monotonic() - started > self.max_minutes * 60):
+                    break
                 loss = trainer(inputs.to(device), targets.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
