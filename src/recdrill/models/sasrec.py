@@ -279,18 +279,16 @@ class SASRecRecommender(BaseRecommender):
             return float(np.mean(losses)) if losses else math.nan
 
         p = progress
-        finished = p.epoch > 0 and (
-            p.stale >= self.patience or p.elapsed_s > self.max_minutes * 60 - p.reserve_s
-        )
+        budget_s = self.max_minutes * 60
         for epoch in range(p.epoch + 1, self.max_epochs + 1):
-            if finished:
+            if p.done:
                 break
+            epoch_started = time.monotonic()
             mean_loss = run_epoch(train)
             score = evaluate(self, validation, model_name=self.kind, list_size=0).metrics["NDCG@10"]
             if epoch == 1:
                 epoch_seconds = max(time.monotonic() - started, 1e-3)
-                p.reserve_s = self.refit_epochs * epoch_seconds
-                affordable = int((self.max_minutes * 60 - p.reserve_s) / epoch_seconds)
+                affordable = int((budget_s - self.refit_epochs * epoch_seconds) / epoch_seconds)
                 horizon[0] = p.horizon_steps = int(
                     same_everywhere(float(max(2, min(self.max_epochs, affordable)) * steps_per_epoch))
                 )
@@ -300,6 +298,7 @@ class SASRecRecommender(BaseRecommender):
                     "loss": mean_loss,
                     "val_ndcg10": score,
                     "seconds": time.monotonic() - started,
+                    "epoch_seconds": time.monotonic() - epoch_started,
                 }
             )
             if score > p.best_score:
@@ -313,12 +312,15 @@ class SASRecRecommender(BaseRecommender):
                 best=f"{p.best_score:.4f}@{p.best_epoch}",
             )
             bar.update()
+            # Epochs slow down when the machine gets busy: plan with the slowest of the last few, and
+            # never start an epoch (or leave too little for the refit) that would overrun the budget.
+            slowest = max(e["epoch_seconds"] for e in p.log[-3:])
+            p.reserve_s = self.refit_epochs * slowest
             p.epoch, p.elapsed_s = epoch, time.monotonic() - started
+            out_of_time = p.elapsed_s + slowest + p.reserve_s > budget_s
+            p.done = agree(p.stale >= self.patience or out_of_time or epoch == self.max_epochs)
             if checkpoint is not None and rank == 0:
                 save_checkpoint(checkpoint, key, p, modules, rng, best_state)
-            out_of_time = time.monotonic() - started > self.max_minutes * 60 - p.reserve_s
-            if agree(p.stale >= self.patience or out_of_time):  # all ranks stop together
-                break
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)

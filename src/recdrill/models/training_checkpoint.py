@@ -38,6 +38,7 @@ class TrainingProgress:
     horizon_steps: int = 0
     reserve_s: float = 0.0
     elapsed_s: float = 0.0
+    done: bool = False  # the epoch loop has decided to stop (only the refit may remain)
     log: list[dict[str, float]] = field(default_factory=list)
 
 
