@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= shopsim
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-ray lint bench clean
 
 $(BIN)/recdrill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ lint: $(BIN)/recdrill
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not ray"
+
+# Opt-in (CI runs it): the Ray Serve smoke test, after installing the 'ray' extra.
+test-ray: $(BIN)/recdrill
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pytest -q -m ray
 
 bench: $(BIN)/recdrill
 	$(BIN)/python benchmarks/bench_shopsim.py

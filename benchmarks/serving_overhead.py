@@ -3,8 +3,11 @@
 Both load the same saved ItemKNN folder (trained here on the default ShopSim: 10k items, 20k users,
 500k events) and answer ``POST /v1/recommend {"user_id": ..., "k": 10}``. The bare app maps the user
 to its snapshot history, calls ``model.score``, removes the history and returns the top 10 as JSON:
-the primary tier's work without the router, fault points, metrics or validation. recdrill adds the
-tier router (deadline, fault point, score validation), Prometheus metrics and strict request bodies.
+the primary tier's work without the router, fault points, metrics or validation. recdrill's request
+goes through its whole resilient path: admission control, strict request bodies, the tier chain
+(primary -> fallback ItemKNN from ``fallback/`` -> last-good cache -> category popularity -> global
+popularity, a circuit breaker and a deadline share per tier; the primary answers when healthy, and
+its answer fills the cache), the model call micro-batched in a worker thread, and Prometheus metrics.
 
 Each server is its own process (one uvicorn worker, ``OPENBLAS_NUM_THREADS=1``) on a free loopback
 port; they are driven one after the other by the same closed-loop load generator (``wrk`` with a Lua
@@ -233,6 +236,19 @@ def served_by(url: str) -> dict[str, float]:
     }
 
 
+def tier_chain(url: str) -> list[str]:
+    """The tiers recdrill's chain holds (each has a breaker), to show every tier was wired in."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url + "/metrics", timeout=10.0).text
+    return [
+        s.labels["tier"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "recdrill_breaker_state"
+    ]
+
+
 def same_answers(bare_url: str, recdrill_url: str, users: list[str]) -> bool:
     """Both servers rank the same items for the same users: they really do the same work."""
     for user in users:
@@ -306,6 +322,12 @@ def main() -> None:
         print(f"training itemknn on {args.data} ...", file=sys.stderr)
         if recdrill_main(["train", "--data", args.data, "--model", "itemknn", "--out", str(model_dir)]) != 0:
             raise SystemExit("training failed")
+        # The fallback tier: a cheaper ItemKNN, loaded by recdrill from the model's fallback/ folder.
+        params = work / "fallback.json"
+        params.write_text(json.dumps({"neighbours": 20, "history_length": 3}))
+        fallback = ["--params", str(params), "--out", str(model_dir / "fallback")]
+        if recdrill_main(["train", "--data", args.data, "--model", "itemknn", *fallback]) != 0:
+            raise SystemExit("training the fallback failed")
         snapshot = ShopSnapshot.load(model_dir)
         known = np.flatnonzero(snapshot.histories.lengths > 0)
         picked = np.random.default_rng(0).permutation(known)[:N_USERS_CYCLED]
@@ -329,6 +351,7 @@ def main() -> None:
                         drive(urls[name], users, args.duration / args.rounds, args, tool, work)
                     )
             tiers = served_by(ours.url)
+            chain = tier_chain(ours.url)
 
     results = {name: combine(each) for name, each in rounds.items()}
     bare_rps, recdrill_rps = results["bare"].rps, results["recdrill"].rps
@@ -340,6 +363,7 @@ def main() -> None:
         "recdrill": asdict(results["recdrill"]),
         "rounds": {name: [asdict(r) for r in each] for name, each in rounds.items()},
         "recdrill_served_by": tiers,
+        "recdrill_tier_chain": chain,
         "same_top10_for_50_users": identical,
         "load_tool": tool,
         "duration_s": args.duration,

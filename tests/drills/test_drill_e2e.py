@@ -17,21 +17,25 @@ import pytest
 from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
+from recdrill.drills import process_faults
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
-from recdrill.drills.runner import DrillRunner
+from recdrill.drills.runner import DrillError, DrillRunner
 from recdrill.drills.scenario import parse_scenario
 from recdrill.serving.process import ServerProcess
+from recdrill.serving.workers import process_state
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "drill-test-key"
 
 SCENARIO = """
 name: one-slow-ranker
-traffic: {rate: 30, duration_s: 24, seed: 5}
+traffic: {rate: 30, duration_s: 28, seed: 5}
 baseline_s: 8
 after_s: 6
 window_s: 2
+# The "after" window (22-28 s) starts 6 s after the revert: the primary's circuit breaker may have
+# re-opened just before the revert and stays open for its 3 s cool-down before probing.
 faults:
   - {name: slow-ranker, at_s: 8, duration_s: 8, kind: latency, latency_ms: 200}
 hypotheses:
@@ -41,10 +45,15 @@ hypotheses:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("drill")
-    assert main(["train", "--data", DATA, "--model", "itemknn", "--out", str(root / "model")]) == 0
-    with ServerProcess(root / "model", root / "state", admin_key=KEY) as running:
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("drill") / "model"
+    assert main(["train", "--data", DATA, "--model", "itemknn", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(model_dir, model_dir.parent / "state", admin_key=KEY) as running:
         yield running
 
 
@@ -71,15 +80,24 @@ def test_drill_with_a_fault_past_the_deadline(
     assert (fault["name"], fault["start"], fault["end"], fault["reverted"]) == ("slow-ranker", 8, 16, True)
     assert fault["detect_s"] is not None and 0 < fault["detect_s"] <= 3
     assert fault["failover_s"] is not None and fault["failover_s"] < 1.0
-    assert fault["recover_s"] is not None and fault["recover_s"] <= 4
+    # Recovery waits out the breaker's 3 s cool-down, then shows in the next 2 s window.
+    assert fault["recover_s"] is not None and fault["recover_s"] <= 6
 
     rows = {row["t"]: row for row in report["timeline"]}
-    assert set(rows) == set(range(24))
+    assert set(rows) == set(range(28))
     assert set(rows[0]) >= {"t", "rps", "p99_ms", "error_rate", "served_by", "ndcg10"}
-    assert rows[12]["served_by"].get("popular", 0) > 0 and rows[12]["served_by"].get("primary", 0) == 0
+    fallbacks = sum(v for tier, v in rows[12]["served_by"].items() if tier != "primary")
+    assert fallbacks > 0 and rows[12]["served_by"].get("primary", 0) == 0
     assert rows[3]["served_by"].get("primary", 0) > 0 and rows[3]["error_rate"] == 0.0
     assert report["baseline"]["ndcg10"] > 0  # the model's answers hit held-out items
-    assert report["cleanliness"] == {"active_faults": 0, "all_reverted": True, "ok": True}
+    assert report["cleanliness"] == {
+        "active_faults": 0,
+        "stopped_workers": None,  # no process faults, no worker source: not checked
+        "all_reverted": True,
+        "ok": True,
+    }
+    assert fault["worker"] is None
+    assert report["summary"]["availability_first_try"] <= report["summary"]["availability"]
 
     page = html_path.read_text()
     assert "data:image/png;base64," in page and "slow-ranker" in page and "deviated" in page
@@ -88,7 +106,7 @@ def test_drill_with_a_fault_past_the_deadline(
 def test_interrupted_drill_still_reverts_its_fault(server: ServerProcess, tmp_path: Path) -> None:
     scenario = tmp_path / "long.yaml"
     scenario.write_text(
-        SCENARIO.replace("duration_s: 24", "duration_s: 120")
+        SCENARIO.replace("duration_s: 28", "duration_s: 120")
         .replace("duration_s: 8,", "duration_s: 100,")
         .replace("baseline_s: 8", "baseline_s: 2")
         .replace("at_s: 8", "at_s: 2")
@@ -121,3 +139,91 @@ def test_interrupted_drill_still_reverts_its_fault(server: ServerProcess, tmp_pa
         assert admin.get("/admin/faults").json() == []  # removed at once, not left to its 105 s TTL
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["status"] == "interrupted" and report["faults"][0]["reverted"] is True
+
+
+PROCESS_SCENARIO = """
+name: worker-faults
+traffic: {rate: 20, duration_s: 22, seed: 3, timeout_s: 6}
+baseline_s: 5
+after_s: 5
+window_s: 2
+faults:
+  - {name: kill-worker-0, at_s: 5, duration_s: 5, kind: kill, worker: 0}
+  - {name: pause-worker-1, at_s: 12, duration_s: 2, kind: pause, worker: 1}
+hypotheses:
+  - {name: available, metric: availability, min: 0.99}
+"""
+
+
+def test_drill_kills_and_pauses_workers_and_leaves_none_stopped(
+    model_dir: Path, plan: ReplayPlan, tmp_path: Path
+) -> None:
+    with ServerProcess(model_dir, tmp_path / "state", workers=2, admin_key=KEY) as server:
+        before = server.worker_pids()
+        journal = DrillRunner(parse_scenario(PROCESS_SCENARIO), server.url, KEY, plan, workers=server).run()
+        after = server.worker_pids()
+    json_path, html_path = write_report(journal, tmp_path)
+    report = json.loads(json_path.read_text())
+
+    kill, pause = report["faults"]
+    assert kill["worker"]["pid"] == before[0] and kill["worker"]["replacement_pid"] in after
+    assert before[0] not in after and 0 < kill["worker"]["replaced_s"] < 10
+    # Worker 1 of the pids sorted when the pause began (the replacement may sort either side).
+    assert pause["worker"]["pid"] in after and pause["worker"]["revert"] == "continued"
+    assert pause["reverted_at"] - pause["injected_at"] == pytest.approx(2.0, abs=0.5)
+    assert before[1] in after  # continued, not replaced: 2 s is inside the supervisor's health check
+    assert report["cleanliness"] == {
+        "active_faults": 0,
+        "stopped_workers": 0,
+        "all_reverted": True,
+        "ok": True,
+    }
+    summary = report["summary"]
+    # Requests the killed worker held fail on first try; one retry on another connection rescues them.
+    assert summary["failed_after_retry"] == 0, summary
+    assert summary["failed_first_try"] == summary["retried"]
+    # Requests on a connection to the stopped worker (if the pool held one) waited for SIGCONT,
+    # inside the 6 s client timeout: slow, not failed.
+    assert "pid " in html_path.read_text()
+
+
+def test_process_faults_need_a_worker_source(server: ServerProcess, plan: ReplayPlan) -> None:
+    scenario = parse_scenario(PROCESS_SCENARIO)
+    with pytest.raises(DrillError, match="needs the server's pid"):
+        DrillRunner(scenario, server.url, KEY, plan).run()
+    with pytest.raises(DrillError, match="at least 2 workers"):  # one worker: nothing would replace it
+        DrillRunner(scenario, server.url, KEY, plan, workers=server).run()
+
+
+def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path: Path) -> None:
+    scenario = tmp_path / "pause.yaml"
+    scenario.write_text(
+        PROCESS_SCENARIO.replace("duration_s: 22", "duration_s: 120")
+        .replace("baseline_s: 5", "baseline_s: 2")
+        .replace("  - {name: kill-worker-0, at_s: 5, duration_s: 5, kind: kill, worker: 0}\n", "")
+        .replace("at_s: 12, duration_s: 2", "at_s: 2, duration_s: 100")
+    )
+    with ServerProcess(model_dir, tmp_path / "state", workers=2, admin_key=KEY) as server:
+        command = [
+            *(sys.executable, "-m", "recdrill", "drill", "--target", server.url, "--scenario", str(scenario)),
+            *("--data", DATA, "--out", str(tmp_path / "out"), "--server-pid", str(server.pid)),
+        ]
+        drill = subprocess.Popen(
+            command, env={**os.environ, "RECDRILL_ADMIN_KEY": KEY}, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 60
+        while process_faults.stopped_workers(server) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process_faults.stopped_workers(server) == 1, "the drill never paused a worker"
+        stopped = [pid for pid in server.worker_pids() if process_state(pid) == "T"]
+        drill.send_signal(signal.SIGINT)
+        _, err = drill.communicate(timeout=60)
+        assert drill.returncode == 130, err
+        assert process_faults.stopped_workers(server) == 0  # continued at once, not left stopped
+        assert stopped[0] in server.worker_pids()  # the same process, running again
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (fault,) = report["faults"]
+    assert (
+        report["status"] == "interrupted" and fault["reverted"] and fault["worker"]["revert"] == "continued"
+    )
+    assert report["cleanliness"]["stopped_workers"] == 0

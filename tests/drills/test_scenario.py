@@ -36,7 +36,7 @@ def test_a_good_scenario_parses_with_defaults() -> None:
         ),
         (
             ("kind: latency", "kind: meltdown"),
-            r"faults\[0\]\.kind: Input should be 'latency', 'error' or 'nan'",
+            r"faults\[0\]\.kind: Input should be 'latency', 'error', 'nan', 'kill' or 'pause'",
         ),
         (("rate: 10", "rate: -1"), r"traffic\.rate: Input should be greater than 0"),
         (("at_s: 10", "at_s: 2"), "starts at 2.0 s, inside the 5.0 s baseline"),
@@ -47,11 +47,35 @@ def test_a_good_scenario_parses_with_defaults() -> None:
         ),
         (("metric: availability", "metric: happiness"), r"hypotheses\[0\]\.metric"),
         (("name: t\n", ""), "name: Field required"),
+        (
+            ("kind: latency", "kind: kill, point: ranker"),
+            r"faults\[0\]: a 'kill' fault acts on point 'worker'",
+        ),
+        (("kind: latency", "point: worker, kind: latency"), r"acts on point 'ranker', not 'worker'"),
+        (("kind: latency", "kind: pause, worker: -1"), r"faults\[0\]\.worker: Input should be greater"),
+        (("metric: availability", "metric: availability_on_sunday"), r"hypotheses\[0\]\.metric"),
     ],
 )
 def test_bad_scenarios_name_the_key_and_problem(change: tuple[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_scenario(GOOD.replace(*change), "s.yaml")
+
+
+def test_process_faults_act_on_a_worker_and_traffic_retries_by_default() -> None:
+    scenario = parse_scenario(
+        GOOD.replace("kind: latency, latency_ms: 100", "kind: kill")
+        .replace("metric: availability,", "metric: availability_first_try,")
+        .replace("faults:", "faults:\n  - {name: stop, at_s: 16, duration_s: 3, kind: pause, worker: 1}")
+    )
+    kill, pause = sorted(scenario.faults, key=lambda f: f.at_s)
+    assert (kill.point, kill.kind, kill.worker, kill.is_process_fault) == ("worker", "kill", 0, True)
+    assert (pause.point, pause.kind, pause.worker, pause.end_s) == ("worker", "pause", 1, 19)
+    assert scenario.traffic.retry is True
+    assert (
+        parse_scenario(GOOD).faults[0].point == "ranker"
+        and not parse_scenario(GOOD).faults[0].is_process_fault
+    )
+    assert scenario.hypotheses[0].metric == "availability_first_try"
 
 
 def test_yaml_syntax_and_shape_errors_name_the_source() -> None:

@@ -64,3 +64,16 @@ def test_per_second_rows_flag_deviations_and_find_recovery() -> None:
     assert first_second(rows, 3, 10, ok=False) == 4
     assert first_second(rows, 6, 10, ok=True) == 6
     assert first_second(rows, 4, 6, ok=True) is None
+
+
+def test_first_try_and_after_retry_availability_are_counted_apart() -> None:
+    retried_ok = RequestRecord(0.2, 9.0, 200, "primary", 1.0, 0.5, first_status=0)
+    retried_failed = RequestRecord(0.3, 9.0, 503, None, 0.0, 0.0, "down", first_status=503)
+    records = Records.from_records([_record(0.1), retried_ok, retried_failed, _record(0.4)])
+    stats = window_stats(records, 0.0, 1.0, "primary")
+    assert (stats.availability, stats.availability_first_try, stats.retried) == (0.75, 0.5, 2)
+    assert retried_ok.ok and not retried_ok.ok_first_try and not _record(0.1).retried
+    (row,) = per_second(records, 1, [Hypothesis(name="up", metric="availability_first_try", min=0.9)],
+                        window_s=1.0, primary_tier="primary", baseline_ndcg10=0.5)  # fmt: skip
+    assert row["error_rate"] == 0.25 and row["error_rate_first_try"] == 0.5 and row["retried"] == 2
+    assert row["deviating"] == ["up"]

@@ -49,12 +49,24 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
-def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    """A client of the shared server, with no fault active before or after the test."""
+def api(server: ServerProcess, snapshot: ShopSnapshot) -> Iterator[httpx.Client]:
+    """A client of the shared server, with no fault active and every circuit breaker closed before
+    the test, and no fault active after it."""
     with httpx.Client(base_url=server.url, timeout=10.0) as client:
         clear_faults(client)
+        wait_until_breakers_close(client, user_with_history(snapshot)[0])
         yield client
         clear_faults(client)
+
+
+def wait_until_breakers_close(client: httpx.Client, user: str, timeout_s: float = 30.0) -> None:
+    """A test that tripped a breaker leaves it open for its cool-down; requests then act as the
+    half-open probes that close it."""
+    deadline = time.monotonic() + timeout_s
+    while metric(scrape(client), "recdrill_breaker_state") > 0:
+        assert time.monotonic() < deadline, "a circuit breaker stayed open"
+        recommend(client, user_id=user)
+        time.sleep(0.1)
 
 
 def clear_faults(client: httpx.Client) -> None:
@@ -222,7 +234,7 @@ def test_metrics_count_what_was_served(api: httpx.Client, snapshot: ShopSnapshot
     recommend(api, user_id="cold-user")  # cold start: popular, but not a fallback
     assert api.post("/v1/recommend", json={"k": 0}).status_code == 422
     add_fault(api, kind="error")
-    recommend(api, user_id=user)  # primary fails: a fallback
+    assert recommend(api, user_id=user)["served_by"] == "cache"  # primary fails: the last-good list
     after = scrape(api)
 
     families = {family.name for family in text_string_to_metric_families(after)}
@@ -232,6 +244,10 @@ def test_metrics_count_what_was_served(api: httpx.Client, snapshot: ShopSnapshot
         "recdrill_served_by",
         "recdrill_tier_skips",
         "recdrill_fallbacks",
+        "recdrill_breaker_state",
+        "recdrill_shed",
+        "recdrill_in_flight",
+        "recdrill_model_batch_size",
     } <= families
 
     def delta(sample: str, **labels: str) -> float:
@@ -243,7 +259,9 @@ def test_metrics_count_what_was_served(api: httpx.Client, snapshot: ShopSnapshot
     assert delta("recdrill_request_latency_seconds_count", route=route) == 6
     assert delta("recdrill_request_latency_seconds_bucket", route=route, le="+Inf") == 6
     assert delta("recdrill_served_by_total", tier="primary") == 3
-    assert delta("recdrill_served_by_total", tier="popular") == 2
+    assert delta("recdrill_served_by_total", tier="popular") == 1
+    assert delta("recdrill_served_by_total", tier="cache") == 1
+    assert delta("recdrill_model_batch_size_sum", tier="primary") >= 3  # histories scored by the model
     assert delta("recdrill_fallbacks_total") == 1
     assert delta("recdrill_tier_skips_total", tier="primary", reason="error") == 1
 
@@ -297,8 +315,9 @@ def test_invalid_fault_is_refused(api: httpx.Client, body: dict[str, Any]) -> No
 
 def test_fault_expires_by_itself(api: httpx.Client, snapshot: ShopSnapshot) -> None:
     user, _ = user_with_history(snapshot)
+    assert recommend(api, user_id=user)["served_by"] == "primary"
     fault = add_fault(api, kind="nan", ttl_s=1)
-    assert recommend(api, user_id=user)["served_by"] == "popular"
+    assert recommend(api, user_id=user)["served_by"] == "cache"
     # No admin call from here on: the fault must stop acting on its own.
     time.sleep(max(0.0, fault["expires_at"] - time.time()) + 0.5)
     assert recommend(api, user_id=user)["served_by"] == "primary"
@@ -309,17 +328,26 @@ def test_ranker_failing_every_call_still_answers_every_request(
     api: httpx.Client, snapshot: ShopSnapshot
 ) -> None:
     user, history = user_with_history(snapshot)
+    primary = recommend(api, user_id=user)
     add_fault(api, kind="error", rate=1)
     before = scrape(api)
     answers = [recommend(api, user_id=user) for _ in range(50)]
     after = scrape(api)
-    assert all(a["served_by"] == "popular" for a in answers)
+    # The user's last-good list answers every time: the primary's own answer from before the fault.
+    assert all(a["served_by"] == "cache" and a["items"] == primary["items"] for a in answers)
     assert all(len(a["items"]) == 10 for a in answers)
     assert all(not {e["item_id"] for e in a["items"]} & set(history) for a in answers)
-    skips = metric(after, "recdrill_tier_skips_total", tier="primary", reason="error") - metric(
-        before, "recdrill_tier_skips_total", tier="primary", reason="error"
-    )
-    assert skips == 50
+
+    def skips(reason: str) -> float:
+        return metric(after, "recdrill_tier_skips_total", tier="primary", reason=reason) - metric(
+            before, "recdrill_tier_skips_total", tier="primary", reason=reason
+        )
+
+    # The breaker trips once failures are half of at least 20 calls in its window (calls of earlier
+    # tests included); from then on the primary is not even tried.
+    assert skips("error") + skips("open") == 50
+    assert skips("error") > 0 and skips("open") > 0
+    assert metric(after, "recdrill_breaker_state", tier="primary") == 2  # open
     assert metric(after, "recdrill_fallbacks_total") - metric(before, "recdrill_fallbacks_total") == 50
 
 
@@ -329,6 +357,7 @@ def _refuse_constant(name: str) -> float:
 
 def test_nan_scores_never_reach_a_client(api: httpx.Client, snapshot: ShopSnapshot) -> None:
     user, _ = user_with_history(snapshot)
+    recommend(api, user_id=user)
     add_fault(api, kind="nan")
     before = scrape(api)
     for body in ({"user_id": user}, {"history": snapshot.item_ids[:3].tolist(), "k": 25}):
@@ -337,23 +366,26 @@ def test_nan_scores_never_reach_a_client(api: httpx.Client, snapshot: ShopSnapsh
             assert response.status_code == 200
             assert "NaN" not in response.text and "Infinity" not in response.text
             answer = json.loads(response.text, parse_constant=_refuse_constant)
-            assert answer["served_by"] == "popular"
+            # A known user gets their last-good list; an anonymous history its categories' best-sellers.
+            assert answer["served_by"] == ("cache" if "user_id" in body else "category")
             assert answer["items"] and all(math.isfinite(e["score"]) for e in answer["items"])
     after = scrape(api)
-    invalid = {"tier": "primary", "reason": "invalid"}
-    assert (
-        metric(after, "recdrill_tier_skips_total", **invalid)
-        - metric(before, "recdrill_tier_skips_total", **invalid)
-        == 20
-    )
+
+    def skips(reason: str) -> float:
+        return metric(after, "recdrill_tier_skips_total", tier="primary", reason=reason) - metric(
+            before, "recdrill_tier_skips_total", tier="primary", reason=reason
+        )
+
+    assert skips("invalid") + skips("open") == 20 and skips("invalid") > 0
 
 
 def test_slow_ranker_is_cut_off_at_the_deadline(api: httpx.Client, snapshot: ShopSnapshot) -> None:
     user, _ = user_with_history(snapshot)
+    recommend(api, user_id=user)
     add_fault(api, kind="latency", latency_ms=300)
     before = scrape(api)
     answer = recommend(api, user_id=user)
-    assert answer["served_by"] == "popular"
+    assert answer["served_by"] == "cache"
     assert answer["latency_ms"] < 200  # the 50 ms deadline, plus generous room for a loaded machine
     late = {"tier": "primary", "reason": "late"}
     assert (
@@ -387,16 +419,13 @@ def test_acknowledged_feedback_survives_sigkill(model_dir: Path, tmp_path: Path)
     assert {row[0]: tuple(row[1:]) for row in rows} == sent
 
 
-def _popular_answers_per_worker(metrics_dir: Path) -> dict[str, float]:
-    """``served_by="popular"`` counts of each worker, read from its own multiprocess file."""
+def _fallbacks_per_worker(metrics_dir: Path) -> dict[str, float]:
+    """``recdrill_fallbacks_total`` of each worker, read from its own multiprocess file."""
     counts = {}
     for path in sorted(metrics_dir.glob("counter_*.db")):
         families = MultiProcessCollector.merge([str(path)], accumulate=True)
         counts[path.stem.removeprefix("counter_")] = sum(
-            s.value
-            for family in families
-            for s in family.samples
-            if s.name == "recdrill_served_by_total" and s.labels.get("tier") == "popular"
+            s.value for family in families for s in family.samples if s.name == "recdrill_fallbacks_total"
         )
     return counts
 
@@ -420,10 +449,20 @@ def test_a_fault_set_through_one_worker_applies_in_all(model_dir: Path, tmp_path
             # At least 30 requests, and more (all checked) until both workers have answered some.
             while len(served) < 30 or (
                 len(served) < 300
-                and sum(v > 0 for v in _popular_answers_per_worker(state / "prometheus").values()) < 2
+                and sum(v > 0 for v in _fallbacks_per_worker(state / "prometheus").values()) < 2
             ):
                 served += pool.map(one_request, range(10))
-        assert served == ["popular"] * len(served)
-        per_worker = _popular_answers_per_worker(state / "prometheus")
+        assert "primary" not in served and set(served) <= {"cache", "category"}
+        per_worker = _fallbacks_per_worker(state / "prometheus")
         assert sum(per_worker.values()) == len(served)
         assert sum(count > 0 for count in per_worker.values()) == 2, per_worker
+
+
+def test_a_retried_feedback_post_with_an_event_id_is_stored_once(api: httpx.Client) -> None:
+    body = {"user_id": "U-000001", "item_id": "SKU-000002", "event": "click", "event_id": "evt-retry-1"}
+    first, again = api.post("/v1/feedback", json=body), api.post("/v1/feedback", json=body)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    other = api.post("/v1/feedback", json={**body, "event_id": "evt-retry-2"})
+    assert other.json()["id"] != first.json()["id"]
+    assert api.post("/v1/feedback", json={**body, "event_id": ""}).status_code == 422

@@ -14,9 +14,12 @@ import pytest
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.snapshot import ShopSnapshot
+from recdrill.models.base import BaseRecommender
 from recdrill.models.itemknn import ItemKNNRecommender
+from recdrill.serving.batching import MicroBatcher
+from recdrill.serving.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from recdrill.serving.faults import FaultPoint, FaultStore
-from recdrill.serving.router import RoutedAnswer, TierRouter
+from recdrill.serving.router import Route, RoutedAnswer, TierRouter
 from recdrill.serving.tiers import ModelTier, PopularityTier, TierAnswer, TierRequest
 
 DEADLINE_S = 0.05
@@ -42,10 +45,18 @@ def faults(tmp_path: Path) -> Iterator[FaultStore]:
     store.close()
 
 
+def model_tier(
+    model: BaseRecommender, faults: FaultStore, point: str = "ranker", name: str = "primary"
+) -> ModelTier:
+    """A model as a tier, scored off the event loop (batching on, as served)."""
+    return ModelTier(MicroBatcher(model.score), model.n_items_, FaultPoint(faults, point), name=name)
+
+
 @pytest.fixture
 def router(shop: Shop, faults: FaultStore) -> TierRouter:
-    primary = ModelTier(shop.model, FaultPoint(faults, "ranker"))
-    return TierRouter([primary], PopularityTier(shop.snapshot), deadline_s=DEADLINE_S)
+    # Generous by default, so a loaded machine never turns a test about errors into one about lateness;
+    # the tests about the deadline set DEADLINE_S themselves.
+    return TierRouter([model_tier(shop.model, faults)], PopularityTier(shop.snapshot), deadline_s=1.0)
 
 
 def history_of(shop: Shop, user: int = 0) -> np.ndarray:
@@ -70,6 +81,7 @@ def test_no_fault_is_served_by_the_primary_tier_with_the_models_own_ranking(
 def test_latency_past_the_deadline_is_skipped_as_late_and_popular_answers(
     shop: Shop, router: TierRouter, faults: FaultStore
 ) -> None:
+    router.deadline_s = DEADLINE_S
     faults.add("ranker", "latency", ttl_s=60, latency_ms=500)
     started = time.perf_counter()
     routed = route(router, TierRequest(history_of(shop), k=10))
@@ -83,7 +95,6 @@ def test_latency_past_the_deadline_is_skipped_as_late_and_popular_answers(
 def test_latency_within_the_deadline_still_serves_primary(
     shop: Shop, router: TierRouter, faults: FaultStore
 ) -> None:
-    router.deadline_s = 1.0  # generous: a loaded machine must not turn 5 ms into a miss
     faults.add("ranker", "latency", ttl_s=60, latency_ms=5)
     routed = route(router, TierRequest(history_of(shop), k=10))
     assert routed.served_by == "primary" and routed.skipped == []
@@ -178,7 +189,7 @@ def test_an_answer_that_arrives_after_the_deadline_is_discarded(shop: Shop) -> N
 
 def test_tiers_are_tried_in_order_and_each_skip_is_recorded(shop: Shop, faults: FaultStore) -> None:
     faults.add("ranker", "error", ttl_s=60)
-    tiers = [_OverfullTier(), ModelTier(shop.model, FaultPoint(faults, "ranker"))]
+    tiers = [_OverfullTier(), model_tier(shop.model, faults)]
     router = TierRouter(tiers, PopularityTier(shop.snapshot), deadline_s=1.0)
     routed = route(router, TierRequest(history_of(shop), k=5))
     assert routed.served_by == "popular"
@@ -239,3 +250,51 @@ def test_fault_point_only_applies_faults_of_its_own_point(faults: FaultStore) ->
     assert asyncio.run(FaultPoint(faults, "ranker").before_call()) is False
     faults.add("ranker", "nan", ttl_s=60)
     assert asyncio.run(FaultPoint(faults, "ranker").before_call()) is True
+
+
+# --- circuit breakers -------------------------------------------------------------------------
+
+
+def test_an_open_tier_is_skipped_at_once_without_calling_it(shop: Shop, faults: FaultStore) -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("primary", BreakerConfig(min_calls=3, open_s=60), clock=lambda: now[0])
+    primary = model_tier(shop.model, faults)
+    router = TierRouter([Route(primary, breaker=breaker)], PopularityTier(shop.snapshot), deadline_s=1.0)
+    request = TierRequest(history_of(shop), k=10)
+    faults.add("ranker", "error", ttl_s=60)
+    for _ in range(3):
+        assert route(router, request).skipped == [("primary", "error")]
+    assert breaker.state is BreakerState.OPEN
+    # Now a 500 ms stall: an open breaker must not even start the call.
+    router.deadline_s = DEADLINE_S
+    faults.add("ranker", "latency", ttl_s=60, latency_ms=500)
+    started = time.perf_counter()
+    routed = route(router, request)
+    elapsed = time.perf_counter() - started
+    assert routed.served_by == "popular" and routed.skipped == [("primary", "open")]
+    assert elapsed < 0.2
+    assert breaker.counts() == (3, 3, 3)  # the skipped call was not counted as a call
+
+
+def test_late_answers_count_as_failures_and_trip_the_breaker(shop: Shop, faults: FaultStore) -> None:
+    breaker = CircuitBreaker("primary", BreakerConfig(min_calls=2, open_s=60))
+    primary = model_tier(shop.model, faults)
+    router = TierRouter([Route(primary, breaker=breaker)], PopularityTier(shop.snapshot), deadline_s=0.03)
+    faults.add("ranker", "latency", ttl_s=60, latency_ms=200)
+    request = TierRequest(history_of(shop), k=10)
+    assert [route(router, request).skipped for _ in range(3)] == [
+        [("primary", "late")],
+        [("primary", "late")],
+        [("primary", "open")],
+    ]
+
+
+def test_each_tier_gets_only_its_share_of_the_deadline(shop: Shop, faults: FaultStore) -> None:
+    faults.add("ranker", "latency", ttl_s=60, latency_ms=400)
+    slow = model_tier(shop.model, faults)
+    router = TierRouter([Route(slow, share=0.25)], PopularityTier(shop.snapshot), deadline_s=0.8)
+    started = time.perf_counter()
+    routed = route(router, TierRequest(history_of(shop), k=10))
+    # 0.25 of 800 ms is 200 ms: the 400 ms call is cut there, though the deadline had room for it.
+    assert routed.skipped == [("primary", "late")]
+    assert time.perf_counter() - started < 0.38

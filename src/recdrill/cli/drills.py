@@ -14,6 +14,7 @@ from recdrill.cli.app import cli
 from recdrill.cli.common import DATA_HELP, load_data
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import leave_one_out
+from recdrill.drills.process_faults import LocalServer, WorkerSource
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillRunner
@@ -23,6 +24,8 @@ from recdrill.eval.evaluate import evaluate, format_table
 from recdrill.models.factory import make_model
 from recdrill.serving.config import ENV_ADMIN_KEY
 from recdrill.serving.process import ServerProcess
+from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed
+from recdrill.serving.ray_process import RayServerProcess
 
 SCENARIO_HELP = "A scenario YAML file, or the name of a built-in one (gameday)."
 
@@ -41,7 +44,8 @@ def _summary(journal: dict[str, Any]) -> str:
         f"drill '{journal['scenario']['name']}': {journal['status']}, "
         f"{'DEVIATED' if journal['deviated'] else 'no deviation'}; "
         f"target left clean: {'yes' if journal['cleanliness']['ok'] else 'NO'}",
-        f"  {s['requests']} requests, availability {s['availability']:.4f}, "
+        f"  {s['requests']} requests, availability {s['availability']:.4f} "
+        f"(first try {s['availability_first_try']:.4f}, {s['retried']} retried), "
         f"p50/p99 {s['p50_ms']:.1f}/{s['p99_ms']:.1f} ms, NDCG@10 {s['ndcg10']:.4f} "
         f"(baseline {journal['baseline']['ndcg10']:.4f}), fallback share {s['fallback_share']:.3f}",
         f"  {'fault':<24}{'kind':<9}{'window':>12}{'detect':>9}{'failover':>10}{'recover':>9}",
@@ -79,26 +83,40 @@ def _summary(journal: dict[str, Any]) -> str:
     show_default=True,
     help="Folder for report.json and report.html.",
 )
-def drill_command(target: str, scenario_spec: str, data_spec: str, seed: int, out: Path) -> None:
+@click.option(
+    "--server-pid",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pid of the local 'recdrill serve --workers N' (needed by process faults: kill, pause).",
+)
+def drill_command(
+    target: str, scenario_spec: str, data_spec: str, seed: int, out: Path, server_pid: int | None
+) -> None:
     """Run a drill against a running server (admin key from RECDRILL_ADMIN_KEY) and write the report."""
     scenario = _scenario(scenario_spec)
     admin_key = os.environ.get(ENV_ADMIN_KEY)
     if not admin_key:
         raise ConfigError(f"{ENV_ADMIN_KEY} is not set: the drill needs a key that may inject faults")
     plan = ReplayPlan.from_fold(leave_one_out(load_data(data_spec, None, seed)).test)
-    journal = _run_drill(scenario, target, admin_key, plan, out)
+    workers = None if server_pid is None else LocalServer(server_pid)
+    journal = _run_drill(scenario, target, admin_key, plan, out, workers)
     click.echo(_summary(journal))
 
 
 def _run_drill(
-    scenario: Scenario, target: str, admin_key: str, plan: ReplayPlan, out: Path
+    scenario: Scenario,
+    target: str,
+    admin_key: str,
+    plan: ReplayPlan,
+    out: Path,
+    workers: WorkerSource | None = None,
 ) -> dict[str, Any]:
     click.echo(
         f"drill '{scenario.name}': {scenario.traffic.rate:g} req/s for {scenario.traffic.duration_s:g} s, "
         f"{len(scenario.faults)} fault(s), against {target}",
         err=True,
     )
-    runner = DrillRunner(scenario, target, admin_key, plan, progress=_progress)
+    runner = DrillRunner(scenario, target, admin_key, plan, progress=_progress, workers=workers)
     try:
         journal = runner.run()
     finally:
@@ -119,10 +137,20 @@ def _run_drill(
     show_default=True,
     help="Folder for the model, the server's state and the report.",
 )
-def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path) -> None:
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Serve with uvicorn here, or on Ray Serve (needs the 'ray' extra).",
+)
+def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backend: str) -> None:
     """The main job: build a shop, train, serve, run a game-day drill, write the report."""
     started = time.perf_counter()
     scenario = _scenario(scenario_spec)
+    if backend == "ray":
+        ensure_ray_installed()  # before minutes of work, not after
+        RayOptions().ray_temp_dir(out / "state")  # a path too long for Ray's sockets fails now
     click.echo("[1/4] building the shop", err=True)
     dataset = load_data(data_spec, None, seed)
     split = leave_one_out(dataset)
@@ -138,9 +166,15 @@ def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path) -> No
     click.echo(format_table(offline), err=True)
     click.echo("[3/4] starting the server", err=True)
     admin_key = secrets.token_urlsafe(24)  # lives only in this process and the server's environment
-    with ServerProcess(model_dir, out / "state", admin_key=admin_key) as server:
+    server_process: ServerProcess | RayServerProcess = (
+        RayServerProcess(model_dir, out / "state", RayOptions(), admin_key=admin_key)
+        if backend == "ray"
+        else ServerProcess(model_dir, out / "state", admin_key=admin_key)
+    )
+    with server_process as server:
         click.echo(f"  serving on {server.url} (pid {server.pid})", err=True)
         click.echo("[4/4] running the drill", err=True)
-        journal = _run_drill(scenario, server.url, admin_key, ReplayPlan.from_fold(split.test), out)
+        plan = ReplayPlan.from_fold(split.test)
+        journal = _run_drill(scenario, server.url, admin_key, plan, out, workers=server)
     click.echo(_summary(journal))
     click.echo(f"report: {out / 'report.html'}  ({time.perf_counter() - started:.0f} s in all)")

@@ -12,6 +12,7 @@ from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig
 from recdrill.serving.process import run_server
+from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
 
 
 @cli.command("serve")
@@ -45,15 +46,137 @@ from recdrill.serving.process import run_server
     type=click.FloatRange(min=1.0),
     help="Per-request deadline for the primary tier before falling back.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: uvicorn workers; ray: Ray Serve replicas (pip install 'recdrill[ray]').",
+)
+@click.option("--min-replicas", default=1, show_default=True, type=click.IntRange(0), help="Ray only.")
+@click.option("--max-replicas", default=2, show_default=True, type=click.IntRange(1), help="Ray only.")
+@click.option(
+    "--target-ongoing",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Ray only: ongoing requests per replica the autoscaler aims for.",
+)
+@click.option(
+    "--max-queued",
+    default=64,
+    show_default=True,
+    type=click.IntRange(-1),
+    help="Ray only: requests waiting per replica before a 429 (-1: no limit).",
+)
+@click.option(
+    "--cpus-per-replica",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Ray only: a fraction lets more replicas than cores be placed.",
+)
+@click.option(
+    "--ray-ingress",
+    type=click.Choice(["direct", "proxy"]),
+    default="direct",
+    show_default=True,
+    help="direct: HAProxy to each replica's own HTTP server; proxy: Ray's Python HTTP proxy.",
+)
+@click.option(
+    "--fallback-model",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Second-tier model folder (default: MODEL/fallback when it exists).",
+)
+@click.option(
+    "--max-in-flight",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Recommend requests per worker before a fast 429.",
+)
+@click.option("--batching/--no-batching", default=True, show_default=True, help="Micro-batch model calls.")
+@click.option("--batch-max", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--batch-wait-ms", default=1.0, show_default=True, type=click.FloatRange(min=0.0))
+@click.option(
+    "--cache-users", default=10_000, show_default=True, type=click.IntRange(1), help="Last-good cache size."
+)
+@click.option(
+    "--cache-ttl-s", default=600.0, show_default=True, type=click.FloatRange(min=0.0, min_open=True)
+)
+@click.option(
+    "--breaker-open-s",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="How long a tripped tier is skipped before probing.",
+)
+@click.option("--breaker-min-calls", default=20, show_default=True, type=click.IntRange(1))
 def serve_command(
-    model_dir: Path, host: str, port: int, workers: int, state_dir: Path, deadline_ms: float
+    model_dir: Path,
+    host: str,
+    port: int,
+    workers: int,
+    state_dir: Path,
+    deadline_ms: float,
+    backend: str,
+    min_replicas: int,
+    max_replicas: int,
+    target_ongoing: float,
+    max_queued: int,
+    cpus_per_replica: float,
+    ray_ingress: str,
+    fallback_model: Path | None,
+    max_in_flight: int,
+    batching: bool,
+    batch_max: int,
+    batch_wait_ms: float,
+    cache_users: int,
+    cache_ttl_s: float,
+    breaker_open_s: float,
+    breaker_min_calls: int,
 ) -> None:
     """Serve recommendations over HTTP (admin key from the RECDRILL_ADMIN_KEY variable)."""
+    if backend == "ray":
+        if workers != 1:
+            raise click.UsageError("--workers is for --backend local; Ray scales with --max-replicas")
+        ensure_ray_installed()  # the optional extra: say so before loading anything
     load_model(model_dir)  # fail here, with one clear line, rather than in every worker
     ShopSnapshot.load(model_dir)
+    if fallback_model is not None or (model_dir / "fallback").is_dir():
+        load_model(fallback_model or model_dir / "fallback")
     admin_key = os.environ.get(ENV_ADMIN_KEY)
     if not admin_key:
         click.echo(f"warning: {ENV_ADMIN_KEY} is not set: admin endpoints will refuse every key", err=True)
+    config = ServeConfig(
+        model_dir=model_dir,
+        state_dir=state_dir,
+        deadline_ms=deadline_ms,
+        fallback_model_dir=fallback_model,
+        max_in_flight=max_in_flight,
+        batching=batching,
+        batch_max=batch_max,
+        batch_wait_ms=batch_wait_ms,
+        cache_users=cache_users,
+        cache_ttl_s=cache_ttl_s,
+        breaker_open_s=breaker_open_s,
+        breaker_min_calls=breaker_min_calls,
+    )
+    if backend == "ray":
+        ray_options = RayOptions(
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target_ongoing_requests=target_ongoing,
+            max_queued_requests=max_queued,
+            cpus_per_replica=cpus_per_replica,
+            http_host=host,
+            http_port=port,
+            ingress="proxy" if ray_ingress == "proxy" else "direct",
+        )
+        ray_options.ray_temp_dir(state_dir)  # a path too long for Ray's sockets fails here
+        click.echo(f"serving {model_dir} on Ray Serve at http://{host}:{port}", err=True)
+        run_ray_server(config, ray_options, admin_key)
+        return
     click.echo(f"serving {model_dir} on http://{host}:{port} with {workers} worker(s)", err=True)
-    config = ServeConfig(model_dir=model_dir, state_dir=state_dir, deadline_ms=deadline_ms)
     run_server(config, host, port, workers, admin_key)

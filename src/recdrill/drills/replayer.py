@@ -4,6 +4,17 @@ user's true next item.
 Open loop means requests are sent on schedule whether or not earlier ones have answered, so a slow
 server cannot slow the clock, and latency is measured from the *scheduled* send time (no
 coordinated omission).
+
+A failed request may be retried once (``retry=True``), as a resilient client would: ``/v1/recommend``
+is idempotent (reading it twice changes nothing), so a second try is safe. Retried are the failures
+that say "this attempt did not reach a working server": the connection was refused, reset or closed
+without a response (a worker died: see ``recdrill.serving.process``), or 502/503/504. Not retried:
+a client timeout (the request's time budget is spent, and under overload a retry adds load), 429
+(the server asked for fewer requests, not more) and other statuses (a retry would fail the same way).
+Each record keeps the first attempt's outcome, so reports show availability on first try and after
+the retry separately. Feedback posts are never replayed this way: a lost connection does not say
+whether the event was committed, so a blind retry could store it twice (the feedback log
+deduplicates only events that carry a client ``event_id``).
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ import numpy as np
 
 from recdrill.data.splits import EvalFold
 from recdrill.errors import ConfigError
+
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -51,10 +64,31 @@ class RequestRecord:
     hit10: float
     ndcg10: float
     error: str | None = None
+    first_status: int | None = None  # the first attempt's status when it was retried, else None
 
     @property
     def ok(self) -> bool:
+        """Answered with a 2xx status, after at most one retry."""
         return 200 <= self.status < 300
+
+    @property
+    def retried(self) -> bool:
+        return self.first_status is not None
+
+    @property
+    def ok_first_try(self) -> bool:
+        """Answered with a 2xx status by the first attempt."""
+        return self.ok and not self.retried
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    status: int
+    served_by: str | None = None
+    hit10: float = 0.0
+    ndcg10: float = 0.0
+    error: str | None = None
+    retriable: bool = False
 
 
 def arrival_times(rate: float, duration_s: float, seed: int) -> np.ndarray:
@@ -91,8 +125,10 @@ class Replayer:
         timeout_s: float = 2.0,
         max_connections: int = 256,
         verify: bool | str = True,
+        retry: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry = retry
         self.plan = plan
         self.k = k
         self.timeout_s = timeout_s
@@ -138,21 +174,38 @@ class Replayer:
                     continue
 
     async def _one(self, client: httpx.AsyncClient, t0: float, scheduled: float, user: int) -> None:
+        first = await self._attempt(client, user)
+        final = await self._attempt(client, user) if self.retry and first.retriable else first
+        latency_ms = (time.monotonic() - t0 - scheduled) * 1000.0
+        self.records.append(
+            RequestRecord(
+                scheduled,
+                latency_ms,
+                final.status,
+                final.served_by,
+                final.hit10,
+                final.ndcg10,
+                final.error,
+                first_status=None if final is first else first.status,
+            )
+        )
+
+    async def _attempt(self, client: httpx.AsyncClient, user: int) -> _Attempt:
         body = {"user_id": self.plan.user_ids[user], "k": self.k}
-        status, served_by, hit, ndcg, error = 0, None, 0.0, 0.0, None
         try:
             response = await client.post("/v1/recommend", json=body)
-            status = response.status_code
-            if response.is_success:
-                payload = response.json()
-                served_by = str(payload.get("served_by"))
-                items = [str(entry["item_id"]) for entry in payload.get("items", [])]
-                hit, ndcg = score_answer(items, self.plan.targets[user], self.k)
-            else:
-                error = response.text[:200]
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        except ValueError as exc:  # a 2xx body that is not the promised JSON counts as a failure
-            status, error = 0, f"bad response body: {exc}"[:200]
-        latency_ms = (time.monotonic() - t0 - scheduled) * 1000.0
-        self.records.append(RequestRecord(scheduled, latency_ms, status, served_by, hit, ndcg, error))
+        except httpx.TimeoutException as exc:
+            return _Attempt(0, error=f"{type(exc).__name__}: {exc}"[:200])
+        except httpx.HTTPError as exc:  # refused, reset, closed without a response: retriable
+            return _Attempt(0, error=f"{type(exc).__name__}: {exc}"[:200], retriable=True)
+        if not response.is_success:
+            retriable = response.status_code in RETRY_STATUSES
+            return _Attempt(response.status_code, error=response.text[:200], retriable=retriable)
+        try:
+            payload = response.json()
+            items = [str(entry["item_id"]) for entry in payload.get("items", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A 2xx body that is not the promised JSON counts as a failure, and is not retried.
+            return _Attempt(0, error=f"bad response body: {exc}"[:200])
+        hit, ndcg = score_answer(items, self.plan.targets[user], self.k)
+        return _Attempt(response.status_code, str(payload.get("served_by")), hit, ndcg)

@@ -16,7 +16,13 @@ matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt
 
 TIER_COLOURS = {"primary": "#2b8cbe", "popular": "#fdae61"}
-FAULT_COLOURS = {"latency": "#fee08b", "error": "#fc8d59", "nan": "#d73027"}
+FAULT_COLOURS = {
+    "latency": "#fee08b",
+    "error": "#fc8d59",
+    "nan": "#d73027",
+    "kill": "#9e0142",
+    "pause": "#5e4fa2",
+}
 
 
 def write_report(journal: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
@@ -45,7 +51,10 @@ def timeline_png(journal: dict[str, Any]) -> bytes:
     traffic.plot(t, [r["rps"] for r in rows], color="#333333", label="requests/s")
     traffic.set_ylabel("requests / s")
     errors = traffic.twinx()
-    errors.plot(t, [_pct(r["error_rate"]) for r in rows], color="#d7191c", label="error rate %")
+    errors.plot(t, [_pct(r["error_rate"]) for r in rows], color="#d7191c", label="error rate % (after retry)")
+    first_try = [_pct(r.get("error_rate_first_try")) for r in rows]
+    errors.plot(t, first_try, color="#d7191c", linestyle="--", alpha=0.6, label="error rate % (first try)")
+    errors.legend(loc="upper right", fontsize=8)
     errors.set_ylabel("error rate (%)", color="#d7191c")
     errors.set_ylim(0, 100)
 
@@ -112,6 +121,18 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _worker_cell(worker: dict[str, Any] | None) -> str:
+    """Process faults: the pid signalled, and its replacement or how the revert went."""
+    if worker is None:
+        return "-"
+    text = f"pid {worker['pid']}"
+    if worker.get("replacement_pid") is not None:
+        text += f"; replaced by {worker['replacement_pid']} after {_fmt(worker.get('replaced_s'), 1)} s"
+    elif worker.get("revert"):
+        text += f"; {worker['revert']}"
+    return html.escape(text)
+
+
 def _verdict(ok: bool) -> str:
     return '<span class="ok">held</span>' if ok else '<span class="bad">deviated</span>'
 
@@ -125,7 +146,11 @@ def render_html(journal: dict[str, Any], png: bytes) -> str:
                 f"{'deviated' if journal['deviated'] else 'no deviation'} from the steady state")  # fmt: skip
     summary_rows = [
         ["requests", _fmt(summary["requests"])],
-        ["availability", _fmt(summary["availability"], 4)],
+        ["availability on first try", _fmt(summary.get("availability_first_try"), 4)],
+        ["availability after at most one retry", _fmt(summary["availability"], 4)],
+        ["requests retried / failed on first try / failed after retry",
+         f"{_fmt(summary.get('retried'))} / {_fmt(summary.get('failed_first_try'))} / "
+         f"{_fmt(summary.get('failed_after_retry'))}"],
         ["p50 / p95 / p99 latency (ms)",
          f"{_fmt(summary['p50_ms'], 1)} / {_fmt(summary['p95_ms'], 1)} / {_fmt(summary['p99_ms'], 1)}"],
         ["NDCG@10 of served lists (whole drill)", _fmt(summary["ndcg10"], 4)],
@@ -152,7 +177,8 @@ def render_html(journal: dict[str, Any], png: bytes) -> str:
         ])  # fmt: skip
     fault_rows = [
         [html.escape(f["name"]), html.escape(f["kind"]), f"{f['start']:.0f}-{f['end']:.0f} s",
-         _fmt(f["detect_s"], 1), _fmt(f["failover_s"], 2), _fmt(f["recover_s"], 1), _fmt(f["reverted"])]
+         _fmt(f["detect_s"], 1), _fmt(f["failover_s"], 2), _fmt(f["recover_s"], 1), _fmt(f["reverted"]),
+         _worker_cell(f.get("worker"))]
         for f in journal["faults"]
     ]  # fmt: skip
     clean = journal["cleanliness"]
@@ -184,10 +210,18 @@ did not hold over its {journal["scenario"]["window_s"]} s window.</p>
 {_table(["hypothesis", "metric", "tolerance", "before", "during", "after"], hypothesis_rows)}
 <h2>Faults</h2>
 <p>Detect: first deviation after the fault began. Fail over: first answer from a fallback tier.
+Availability counts requests answered after at most one retry (connection lost, 502/503/504); the
+first-try figures and the dashed line count only first attempts.
 Recover: first moment after the revert when every hypothesis held again (window included). Seconds.</p>
-{_table(["fault", "kind", "window", "detect (s)", "fail over (s)", "recover (s)", "reverted"], fault_rows)}
+{
+        _table(
+            ["fault", "kind", "window", "detect (s)", "fail over (s)", "recover (s)", "reverted", "worker"],
+            fault_rows,
+        )
+    }
 <h2>Afterwards</h2>
-<p>Active faults left on the target: {_fmt(clean["active_faults"])}; all faults reverted:
+<p>Active faults left on the target: {_fmt(clean["active_faults"])}; workers left stopped:
+{_fmt(clean.get("stopped_workers"))}; all faults reverted:
 {_fmt(clean["all_reverted"])}; {clean_verdict}</p>
 </body></html>
 """

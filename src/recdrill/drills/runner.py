@@ -1,9 +1,15 @@
 """Run a drill: replay traffic, inject and revert faults on schedule, judge, and write a journal.
 
-The runner talks to a deployment only through its HTTP API, so it runs the same against a local
+The runner talks to a deployment through its HTTP API, so it runs the same against a local
 server or anything else that serves recdrill's API. Faults are injected with a TTL a little longer
 than their step, removed on schedule, and removed again on every exit path (errors and Ctrl-C
 included); afterwards the runner checks that the deployment holds no active fault.
+
+Process faults (kill or pause a worker) act on local processes instead, so they need ``workers``
+(something that lists the target's worker pids); a paused worker is continued on schedule and on
+every exit path, and afterwards the runner checks that no worker is left stopped. Traffic retries
+a failed request once when the scenario allows it; the journal reports availability on first try
+and after the retry separately.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from typing import Any
 import httpx
 import numpy as np
 
+from recdrill.drills import process_faults
+from recdrill.drills.process_faults import ProcessFaultError, WorkerSource
 from recdrill.drills.replayer import Replayer, ReplayPlan, RequestRecord
 from recdrill.drills.scenario import FaultStep, Scenario
 from recdrill.drills.timeline import Records, check, first_second, per_second, window_stats
 from recdrill.errors import RecdrillError
+from recdrill.serving.workers import WorkerRef
 
 log = logging.getLogger(__name__)
 ADMIN_KEY_HEADER = "X-API-Key"
@@ -40,13 +49,19 @@ class _InjectedFault:
     injected_at_s: float | None = None
     reverted_at_s: float | None = None
     revert_error: str | None = None
+    worker: WorkerRef | None = None  # process faults: the worker signalled
+    workers_before: list[int] = field(default_factory=list)
+    replacement_pid: int | None = None
+    replaced_at_s: float | None = None
+    revert_note: str | None = None
 
 
 @dataclass
 class DrillRunner:
     """Runs one :class:`Scenario` against ``base_url`` with an operator/admin key.
 
-    ``progress`` receives short human-readable lines while the drill runs.
+    ``progress`` receives short human-readable lines while the drill runs; ``workers`` lists the
+    target's worker pids, for process faults (``ServerProcess``, or ``LocalServer(pid)``).
     """
 
     scenario: Scenario
@@ -55,16 +70,24 @@ class DrillRunner:
     plan: ReplayPlan
     progress: Callable[[str], None] = field(default=lambda _: None)
     verify: bool | str = True
+    workers: WorkerSource | None = None
     journal: dict[str, Any] | None = field(default=None, init=False)
+    _watchers: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
         """Run the drill to the end (or until interrupted) and return its journal."""
+        self._check_process_target()
         injected = [_InjectedFault(step) for step in self.scenario.faults]
         started_at = datetime.now(UTC)
         status = "completed"
         traffic = self.scenario.traffic
         replayer = Replayer(
-            self.base_url, self.plan, k=traffic.k, timeout_s=traffic.timeout_s, verify=self.verify
+            self.base_url,
+            self.plan,
+            k=traffic.k,
+            timeout_s=traffic.timeout_s,
+            verify=self.verify,
+            retry=traffic.retry,
         )
         try:
             asyncio.run(self._run(replayer, injected))
@@ -80,6 +103,21 @@ class DrillRunner:
             self.journal = self._journal(replayer.records, injected, started_at, status)
         return self.journal
 
+    def _check_process_target(self) -> None:
+        if any(step.is_process_fault for step in self.scenario.faults):
+            try:
+                process_faults.check_workers(self._worker_source())
+            except ProcessFaultError as exc:
+                raise DrillError(str(exc)) from exc
+
+    def _worker_source(self) -> WorkerSource:
+        if self.workers is None:
+            raise DrillError(
+                "the scenario has process faults (kill, pause): the drill needs the server's pid "
+                "(recdrill drill --server-pid PID) to find its workers"
+            )
+        return self.workers
+
     async def _run(self, replayer: Replayer, injected: list[_InjectedFault]) -> None:
         traffic = self.scenario.traffic
         await replayer.warm_up(traffic.warmup_requests)
@@ -92,6 +130,8 @@ class DrillRunner:
                 await schedule
             finally:
                 ticker.cancel()
+                for watcher in self._watchers:
+                    watcher.cancel()
                 if not schedule.done():
                     schedule.cancel()
                 for fault in injected:  # on the async path first, while the client is open
@@ -122,6 +162,9 @@ class DrillRunner:
 
     async def _inject(self, admin: httpx.AsyncClient, fault: _InjectedFault, t0: float) -> None:
         step = fault.step
+        if step.is_process_fault:
+            await self._inject_process(fault, t0)
+            return
         body = {
             "point": step.point,
             "kind": step.kind,
@@ -138,7 +181,44 @@ class DrillRunner:
         fault.injected_at_s = time.monotonic() - t0
         self.progress(f"t={fault.injected_at_s:5.1f}s  inject {step.name} ({step.kind})")
 
+    async def _inject_process(self, fault: _InjectedFault, t0: float) -> None:
+        workers = self._worker_source()
+        kind: process_faults.ProcessFaultKind = "kill" if fault.step.kind == "kill" else "pause"
+        fault.workers_before = workers.worker_pids()
+        try:
+            fault.worker = process_faults.inject(workers, kind, fault.step.worker)
+        except ProcessFaultError as exc:
+            raise DrillError(f"could not inject fault {fault.step.name!r}: {exc}") from exc
+        fault.injected_at_s = time.monotonic() - t0
+        self.progress(f"t={fault.injected_at_s:5.1f}s  {fault.step.kind} worker {fault.worker.pid}")
+        if kind == "kill":  # nothing to revert; watch for the supervisor's replacement instead
+            fault.reverted_at_s = fault.injected_at_s
+            fault.revert_note = process_faults.revert(kind, fault.worker)
+            watch = self._watch_replacement(fault, workers, fault.worker.pid, t0)
+            self._watchers.append(asyncio.create_task(watch))
+
+    async def _watch_replacement(
+        self, fault: _InjectedFault, workers: WorkerSource, killed: int, t0: float
+    ) -> None:
+        while fault.replacement_pid is None:
+            await asyncio.sleep(0.05)
+            fault.replacement_pid = process_faults.replacement(workers, killed, fault.workers_before)
+        fault.replaced_at_s = time.monotonic() - t0
+        self.progress(
+            f"t={fault.replaced_at_s:5.1f}s  worker {fault.replacement_pid} replaced the killed one"
+        )
+
+    def _revert_process(self, fault: _InjectedFault, t0: float | None) -> None:
+        if fault.worker is None or fault.reverted_at_s is not None:
+            return
+        fault.revert_note = process_faults.revert("pause", fault.worker)
+        fault.reverted_at_s = fault.step.end_s if t0 is None else time.monotonic() - t0
+        self.progress(f"t={fault.reverted_at_s:5.1f}s  revert {fault.step.name} ({fault.revert_note})")
+
     async def _revert(self, admin: httpx.AsyncClient, fault: _InjectedFault, t0: float) -> None:
+        if fault.step.is_process_fault:
+            self._revert_process(fault, t0)
+            return
         if fault.fault_id is None or fault.reverted_at_s is not None:
             return
         try:
@@ -154,6 +234,9 @@ class DrillRunner:
             fault.revert_error = f"HTTP {response.status_code}"
 
     def _revert_all_sync(self, injected: list[_InjectedFault]) -> None:
+        for fault in injected:
+            if fault.step.is_process_fault:
+                self._revert_process(fault, None)
         pending = [f for f in injected if f.fault_id is not None and f.reverted_at_s is None]
         if not pending:
             return
@@ -216,10 +299,12 @@ class DrillRunner:
         ]
         faults = _fault_verdicts(injected, rows, table, scenario)
         active = self._active_faults()
+        stopped = None if self.workers is None else process_faults.stopped_workers(self.workers)
         cleanliness = {
             "active_faults": None if active is None else len(active),
+            "stopped_workers": stopped,
             "all_reverted": all(f["reverted"] for f in faults),
-            "ok": active == [] and all(f["reverted"] for f in faults),
+            "ok": active == [] and not stopped and all(f["reverted"] for f in faults),
         }
         overall = window_stats(table, 0.0, duration, scenario.primary_tier)
         deviated = (not all(h["ok"] for h in before)) or bool(deviations) or not all(h["ok"] for h in after)
@@ -248,6 +333,10 @@ class DrillRunner:
             "summary": {
                 "requests": overall.requests,
                 "availability": overall.availability,
+                "availability_first_try": overall.availability_first_try,
+                "failed_first_try": int((~table.ok_first_try).sum()),
+                "failed_after_retry": int((~table.ok).sum()),
+                "retried": overall.retried,
                 "p50_ms": overall.p50_ms,
                 "p95_ms": _percentile(table, 95),
                 "p99_ms": overall.p99_ms,
@@ -293,6 +382,22 @@ def _fault_verdicts(
                 "detect_s": None if deviation is None else deviation + 1 - step.at_s,
                 "failover_s": float(first_fallback[0] - step.at_s) if len(first_fallback) else None,
                 "recover_s": None if recovery is None else max(0.0, recovery + 1 - step.end_s),
+                "worker": _worker_verdict(fault),
             }
         )
     return verdicts
+
+
+def _worker_verdict(fault: _InjectedFault) -> dict[str, Any] | None:
+    """What a process fault did: the worker, its replacement (kills) and how the revert went."""
+    if fault.worker is None:
+        return None
+    replaced_s = None
+    if fault.replaced_at_s is not None and fault.injected_at_s is not None:
+        replaced_s = fault.replaced_at_s - fault.injected_at_s
+    return {
+        "pid": fault.worker.pid,
+        "replacement_pid": fault.replacement_pid,
+        "replaced_s": replaced_s,
+        "revert": fault.revert_note,
+    }

@@ -1,23 +1,24 @@
 """Drill scenarios: traffic, a fault timeline and steady-state hypotheses, read from validated YAML.
 
 Every key is checked: an unknown key or a bad value is a :class:`ConfigError` naming where it is
-(``faults[1].kind: Input should be 'latency', 'error' or 'nan'``).
+(``faults[1].kind: Input should be 'latency', 'error', 'nan', 'kill' or 'pause'``).
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recdrill.errors import ConfigError, DataFileNotFoundError
 
-Metric = Literal["availability", "p99_ms", "ndcg_ratio", "fallback_share"]
+Metric = Literal["availability", "availability_first_try", "p99_ms", "ndcg_ratio", "fallback_share"]
 METRIC_HELP = {
-    "availability": "share of requests answered with a 2xx status",
+    "availability": "share of requests answered with a 2xx status (after at most one retry)",
+    "availability_first_try": "share of requests answered with a 2xx status without a retry",
     "p99_ms": "99th percentile latency in milliseconds, measured from the scheduled send time",
     "ndcg_ratio": "NDCG@10 of served lists divided by the pre-fault baseline's",
     "fallback_share": "share of answers not served by the primary tier",
@@ -37,22 +38,59 @@ class Traffic(_Strict):
     timeout_s: float = Field(2.0, gt=0, le=60)
     seed: int = 0
     warmup_requests: int = Field(20, ge=0, le=10_000, description="sent before the clock starts, not judged")
+    retry: bool = Field(
+        True,
+        description="retry a failed request once (connection lost, 502/503/504): /v1/recommend is idempotent",
+    )
+
+
+FaultKind = Literal["latency", "error", "nan", "kill", "pause"]
+PROCESS_KINDS = frozenset({"kill", "pause"})  # act on a worker process (point "worker"), not through HTTP
 
 
 class FaultStep(_Strict):
-    """Inject a fault at ``at_s`` for ``duration_s`` seconds (then revert it)."""
+    """Inject a fault at ``at_s`` for ``duration_s`` seconds (then revert it).
+
+    Ranker faults (``latency``, ``error``, ``nan``) go through the admin API. Process faults act on
+    worker ``worker`` (an index into the target's worker pids, sorted): ``kill`` sends SIGKILL at
+    ``at_s`` (nothing to revert: the supervisor starts a replacement; ``duration_s`` is the window in
+    which recovery is judged), ``pause`` sends SIGSTOP at ``at_s`` and SIGCONT at the end.
+    ``point`` defaults to ``worker`` for process faults and ``ranker`` for the others.
+
+    A pause longer than the supervisor's health check (5 s, ``WORKER_HEALTHCHECK_S``) becomes a kill:
+    the supervisor gives up on the silent worker and replaces it; the journal then says so.
+    """
 
     name: str = Field(min_length=1)
     at_s: float = Field(ge=0)
     duration_s: float = Field(gt=0)
-    point: Literal["ranker"] = "ranker"
-    kind: Literal["latency", "error", "nan"]
+    point: Literal["ranker", "worker"]
+    kind: FaultKind
     latency_ms: float = Field(0.0, ge=0, le=60_000)
     rate: float = Field(1.0, ge=0, le=1)
+    worker: int = Field(0, ge=0, le=1023)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _point_from_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("point") is None:
+            return {**data, "point": "worker" if data.get("kind") in PROCESS_KINDS else "ranker"}
+        return data
+
+    @model_validator(mode="after")
+    def _point_fits_kind(self) -> FaultStep:
+        if (self.kind in PROCESS_KINDS) != (self.point == "worker"):
+            wanted = "worker" if self.kind in PROCESS_KINDS else "ranker"
+            raise ValueError(f"a {self.kind!r} fault acts on point {wanted!r}, not {self.point!r}")
+        return self
 
     @property
     def end_s(self) -> float:
         return self.at_s + self.duration_s
+
+    @property
+    def is_process_fault(self) -> bool:
+        return self.point == "worker"
 
 
 class Hypothesis(_Strict):

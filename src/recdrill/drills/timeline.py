@@ -19,7 +19,9 @@ class Records:
 
     scheduled_s: np.ndarray
     latency_ms: np.ndarray
-    ok: np.ndarray
+    ok: np.ndarray  # 2xx after at most one retry
+    ok_first_try: np.ndarray  # 2xx without a retry
+    retried: np.ndarray
     served_by: np.ndarray  # object: tier name or None
     ndcg10: np.ndarray
 
@@ -30,6 +32,8 @@ class Records:
             scheduled_s=np.array([r.scheduled_s for r in ordered], dtype=np.float64),
             latency_ms=np.array([r.latency_ms for r in ordered], dtype=np.float64),
             ok=np.array([r.ok for r in ordered], dtype=bool),
+            ok_first_try=np.array([r.ok_first_try for r in ordered], dtype=bool),
+            retried=np.array([r.retried for r in ordered], dtype=bool),
             served_by=np.array([r.served_by for r in ordered], dtype=object),
             ndcg10=np.array([r.ndcg10 for r in ordered], dtype=np.float64),
         )
@@ -42,11 +46,14 @@ class Records:
 @dataclass(frozen=True)
 class WindowStats:
     """What the requests scheduled in one window experienced. Failed requests score NDCG 0: the
-    user got no recommendation."""
+    user got no recommendation. ``availability`` counts answers after at most one retry,
+    ``availability_first_try`` those the first attempt got."""
 
     requests: int
     seconds: float
     availability: float | None
+    availability_first_try: float | None
+    retried: int
     p50_ms: float | None
     p99_ms: float | None
     ndcg10: float | None
@@ -66,7 +73,7 @@ def window_stats(records: Records, start: float, end: float, primary_tier: str) 
     part = records.between(start, end)
     n = part.stop - part.start
     if n == 0:
-        return WindowStats(0, end - start, None, None, None, None, None, {})
+        return WindowStats(0, end - start, None, None, 0, None, None, None, None, {})
     ok = records.ok[part]
     latency = records.latency_ms[part]
     tiers = records.served_by[part][ok]
@@ -76,6 +83,8 @@ def window_stats(records: Records, start: float, end: float, primary_tier: str) 
         requests=n,
         seconds=end - start,
         availability=float(ok.mean()),
+        availability_first_try=float(records.ok_first_try[part].mean()),
+        retried=int(records.retried[part].sum()),
         p50_ms=float(np.percentile(latency, 50)),
         p99_ms=float(np.percentile(latency, 99)),
         ndcg10=float(records.ndcg10[part].mean()),
@@ -129,6 +138,10 @@ def per_second(
                 "p50_ms": second.p50_ms,
                 "p99_ms": second.p99_ms,
                 "error_rate": None if second.availability is None else 1.0 - second.availability,
+                "error_rate_first_try": (
+                    None if second.availability_first_try is None else 1.0 - second.availability_first_try
+                ),
+                "retried": second.retried,
                 "served_by": second.served_by,
                 "ndcg10": second.ndcg10,
                 "window_ndcg10": window.ndcg10,

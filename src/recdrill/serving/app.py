@@ -1,6 +1,8 @@
-"""The HTTP API: recommendations through the tier router, durable feedback, health, metrics, faults.
+"""The HTTP API: recommendations through the tier chain, durable feedback, health, metrics, faults,
+hot model reload.
 
 ``create_app(config)`` builds the app; ``app_from_env()`` is the factory uvicorn workers call.
+Middleware, outermost first: metrics (counts every answer, 429s included), admission control.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -21,16 +24,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recdrill.data.snapshot import ShopSnapshot
-from recdrill.models.base import BaseRecommender
-from recdrill.models.factory import load_model
+from recdrill.errors import RecdrillError
+from recdrill.serving.admission import SHED_ROUTE_KEY, AdmissionControl
+from recdrill.serving.cache import CachedList, LastGoodCache
+from recdrill.serving.chain import Generation, Shared, load_generation
 from recdrill.serving.config import ServeConfig
-from recdrill.serving.faults import FaultPoint, FaultStore
-from recdrill.serving.feedback import FeedbackEvent, FeedbackLog
+from recdrill.serving.faults import FaultStore
+from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
 from recdrill.serving.metrics import ServingMetrics
-from recdrill.serving.router import RoutedAnswer, TierRouter
-from recdrill.serving.schemas import FaultRequest, FeedbackRequest, RecommendRequest
-from recdrill.serving.tiers import ModelTier, PopularityTier, TierRequest
+from recdrill.serving.reload import ModelReloader
+from recdrill.serving.router import RoutedAnswer
+from recdrill.serving.schemas import FaultRequest, FeedbackRequest, RecommendRequest, ReloadRequest
+from recdrill.serving.tiers import TierRequest
 
 log = logging.getLogger(__name__)
 HISTORY_LENGTH = 50
@@ -39,16 +44,24 @@ ADMIN_KEY_HEADER = "X-API-Key"
 
 @dataclass
 class ServingState:
-    """Everything loaded once per worker at start-up."""
+    """A worker's state: what outlives reloads, and the current model ``generation``.
 
-    model: BaseRecommender
-    snapshot: ShopSnapshot
-    router: TierRouter
-    popular: PopularityTier
-    faults: FaultStore
+    A request reads ``generation`` once and uses that one to the end, so a reload in between
+    cannot mix an old snapshot with a new model.
+    """
+
+    shared: Shared
     feedback: FeedbackLog
-    model_version: str
-    category_items: dict[str, np.ndarray] = field(default_factory=dict)
+    reloader: ModelReloader
+    generation: Generation
+
+    @property
+    def faults(self) -> FaultStore:
+        return self.shared.faults
+
+    @property
+    def model_version(self) -> str:
+        return self.generation.version
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -57,16 +70,19 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.serving = _load_state(config)
+        app.state.serving = state = _load_state(config, metrics)
+        follower = asyncio.create_task(state.reloader.follow(state))
         try:
             yield
         finally:
-            state: ServingState = app.state.serving
+            follower.cancel()
             del app.state.serving
+            state.generation.close()
             state.faults.close()
             state.feedback.close()
 
     app = FastAPI(title="recdrill", lifespan=lifespan)
+    app.add_middleware(AdmissionControl, limit=config.max_in_flight, metrics=metrics)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
     def require_admin(request: Request) -> None:
@@ -75,7 +91,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             raise HTTPException(401, detail=f"missing {ADMIN_KEY_HEADER} header")
         digest = hashlib.sha256(key.encode()).hexdigest()
         if config.admin_key_sha256 is None or not hmac.compare_digest(digest, config.admin_key_sha256):
-            raise HTTPException(403, detail="this key may not administer faults")
+            raise HTTPException(403, detail="this key may not administer this server")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,31 +111,38 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.post("/v1/recommend")
     async def recommend(body: RecommendRequest, s: Loaded) -> JSONResponse:
         started = time.perf_counter()
-        request = _tier_request(s, body)
+        g = s.generation  # this request's model version, whatever a reload does meanwhile
+        request = _tier_request(g, body)
         if len(request.history) == 0:
-            routed = RoutedAnswer(await s.popular.serve(request), s.popular.name)  # cold start
+            routed = RoutedAnswer(await g.popular.serve(request), g.popular.name)  # cold start
         else:
-            routed = await s.router.route(request)
-            if routed.served_by != s.router.tiers[0].name:
+            routed = await g.router.route(request)
+            if routed.served_by != g.router.tiers[0].name:
                 metrics.fallbacks.inc()
+            elif request.cache_key is not None:  # a primary answer: the user's new last-good list
+                s.shared.cache.put(request.cache_key, CachedList(routed.answer.items, routed.answer.scores))
         metrics.served_by.labels(routed.served_by).inc()
         for tier, reason in routed.skipped:
             metrics.tier_skips.labels(tier, reason).inc()
-        items = s.snapshot.item_ids[routed.answer.items].tolist()
+        items = g.snapshot.item_ids[routed.answer.items].tolist()
         scores = routed.answer.scores.astype(float).tolist()
         return JSONResponse(
             {
                 "items": [{"item_id": i, "score": v} for i, v in zip(items, scores, strict=True)],
                 "served_by": routed.served_by,
-                "model_version": s.model_version,
+                "model_version": g.version,
                 "latency_ms": (time.perf_counter() - started) * 1000.0,
             }
         )
 
     @app.post("/v1/feedback")
     async def feedback(body: FeedbackRequest, s: Loaded) -> JSONResponse:
-        event = FeedbackEvent(body.user_id, body.item_id, body.event, body.ts)
-        row = await asyncio.to_thread(s.feedback.append, event)  # returns after the commit
+        event = FeedbackEvent(body.user_id, body.item_id, body.event, body.ts, body.event_id)
+        try:
+            row = await s.feedback.submit(event)  # returns after the group commit, holding no thread
+        except FeedbackLogError as exc:
+            # Not committed, so not acknowledged: the client may retry (safely, with an event_id).
+            raise HTTPException(503, detail=f"feedback not recorded: {exc}") from exc
         metrics.feedback.labels(body.event).inc()
         return JSONResponse({"status": "committed", "id": row})
 
@@ -148,6 +171,32 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def list_faults(s: Loaded) -> list[dict[str, Any]]:
         return [f.to_dict() for f in s.faults.active()]
 
+    @app.post("/admin/models/reload", dependencies=[Depends(require_admin)])
+    async def reload_model(s: Loaded, body: ReloadRequest | None = None) -> JSONResponse:
+        folder = Path(body.model_dir) if body is not None and body.model_dir else None
+        try:
+            result = await s.reloader.reload(s, folder)
+        except RecdrillError as exc:  # refused: missing, corrupt, wrong catalogue, bad scores
+            log.warning("model reload refused: %s", exc)
+            return JSONResponse(
+                {"error": f"reload refused: {exc}", "model_version": s.model_version}, status_code=422
+            )
+        except Exception as exc:  # anything else still leaves the old model serving; say what it was
+            log.exception("model reload failed")
+            return JSONResponse(
+                {"error": f"reload failed: {type(exc).__name__}: {exc}", "model_version": s.model_version},
+                status_code=500,
+            )
+        return JSONResponse(
+            {
+                "status": "reloaded",
+                "model_dir": str(result.model_dir),
+                "model_version": result.model_version,
+                "previous_version": result.previous_version,
+                "load_ms": result.load_ms,
+            }
+        )
+
     @app.delete("/admin/faults/{fault_id}", dependencies=[Depends(require_admin)])
     async def remove_fault(fault_id: str, s: Loaded) -> dict[str, str]:
         if not s.faults.remove(fault_id):
@@ -174,21 +223,31 @@ def app_from_env() -> FastAPI:
     return create_app(ServeConfig.from_env())
 
 
-def _load_state(config: ServeConfig) -> ServingState:
-    model = load_model(config.model_dir)
-    snapshot = ShopSnapshot.load(config.model_dir)
+def _load_state(config: ServeConfig, metrics: ServingMetrics) -> ServingState:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     faults = FaultStore(config.state_dir / "faults.db")
-    popular = PopularityTier(snapshot)
-    primary = ModelTier(model, FaultPoint(faults, "ranker"))
-    router = TierRouter([primary], popular, deadline_s=config.deadline_ms / 1000.0)
-    version = f"{model.kind}-{model.trained_on_[:8]}"
-    return ServingState(
-        model, snapshot, router, popular, faults, FeedbackLog(config.state_dir / "feedback.db"), version
-    )
+    shared = Shared(config, metrics, faults, LastGoodCache(config.cache_users, config.cache_ttl_s))
+    reloader = ModelReloader(shared)
+    try:
+        generation = _first_generation(config, shared, reloader)
+    except BaseException:
+        faults.close()
+        raise
+    return ServingState(shared, FeedbackLog(config.state_dir / "feedback.db"), reloader, generation)
 
 
-def _tier_request(s: ServingState, body: RecommendRequest) -> TierRequest:
+def _first_generation(config: ServeConfig, shared: Shared, reloader: ModelReloader) -> Generation:
+    """A worker started after a reload (a replacement) serves the reloaded model, as its peers do."""
+    pointed = reloader.pointed_folder()
+    if pointed is not None:
+        try:
+            return load_generation(pointed, shared)
+        except RecdrillError as exc:
+            log.error("cannot load the reloaded model %s (%s): serving %s", pointed, exc, config.model_dir)
+    return load_generation(config.model_dir, shared)
+
+
+def _tier_request(s: Generation, body: RecommendRequest) -> TierRequest:
     given = s.snapshot.item_index(body.history) if body.history else np.zeros(0, dtype=np.int64)
     history = given[given >= 0]
     if body.user_id is not None:
@@ -203,7 +262,9 @@ def _tier_request(s: ServingState, body: RecommendRequest) -> TierRequest:
             if found is None:
                 raise HTTPException(422, detail=f"unknown category {body.category!r}")
             allowed = s.category_items.setdefault(body.category, found)
-    return TierRequest(history[-HISTORY_LENGTH:].astype(np.int64), body.k, allowed)
+    return TierRequest(
+        history[-HISTORY_LENGTH:].astype(np.int64), body.k, allowed, body.user_id, body.category
+    )
 
 
 Scope = MutableMapping[str, Any]
@@ -244,7 +305,8 @@ class _MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            # Admission control refuses before routing: it names the path it guarded instead.
+            route = getattr(scope.get("route"), "path", None) or scope.get(SHED_ROUTE_KEY, "unmatched")
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
             if status >= 500:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recdrill.errors import ConfigError
 
@@ -14,23 +16,78 @@ ENV_MODEL = "RECDRILL_MODEL"
 ENV_STATE_DIR = "RECDRILL_STATE_DIR"
 ENV_DEADLINE_MS = "RECDRILL_DEADLINE_MS"
 ENV_ADMIN_KEY = "RECDRILL_ADMIN_KEY"
+ENV_FALLBACK_MODEL = "RECDRILL_FALLBACK_MODEL"
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "on", "true", "yes"}:
+        return True
+    if lowered in {"0", "off", "false", "no"}:
+        return False
+    raise ValueError(value)
+
+
+# Tuning knobs: field -> (variable, parser, what the parser accepts). Defaults: see ``ServeConfig``.
+_KNOBS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "max_in_flight": ("RECDRILL_MAX_IN_FLIGHT", int, "an integer"),
+    "batching": ("RECDRILL_BATCHING", _parse_bool, "on or off"),
+    "batch_max": ("RECDRILL_BATCH_MAX", int, "an integer"),
+    "batch_wait_ms": ("RECDRILL_BATCH_WAIT_MS", float, "a number"),
+    "cache_users": ("RECDRILL_CACHE_USERS", int, "an integer"),
+    "cache_ttl_s": ("RECDRILL_CACHE_TTL_S", float, "a number"),
+    "breaker_open_s": ("RECDRILL_BREAKER_OPEN_S", float, "a number"),
+    "breaker_min_calls": ("RECDRILL_BREAKER_MIN_CALLS", int, "an integer"),
+}
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Where the model and the serving state live, the request deadline, and the admin key's hash.
+    """Where the model and the serving state live, the request deadline, the admin key's hash,
+    and the knobs of the resilient request path.
 
     Only the SHA-256 of the admin key is kept, so the key itself never sits in the app's state.
+
+    Parameters:
+        fallback_model_dir: the fallback (item-to-item) model; when None, ``<model_dir>/fallback``
+            is used if it exists, else there is no fallback tier.
+        max_in_flight: ``/v1/recommend`` requests one worker handles at once; more get a 429. By
+            Little's law the queue it allows costs ``max_in_flight / throughput``: 16 at ~1,000
+            answers/s is ~16 ms, well inside the primary's share of the 50 ms deadline, while still
+            letting the micro-batcher fill batches.
+        batching, batch_max, batch_wait_ms: micro-batching of model calls (see ``batching.py``).
+        cache_users, cache_ttl_s: size and time-to-live of the last-good cache per worker.
+        breaker_open_s, breaker_min_calls: circuit breaker cool-down and minimum calls to trip.
     """
 
     model_dir: Path
     state_dir: Path
     deadline_ms: float = 50.0
     admin_key_sha256: str | None = None
+    fallback_model_dir: Path | None = None
+    max_in_flight: int = 16
+    batching: bool = True
+    batch_max: int = 16
+    batch_wait_ms: float = 1.0
+    cache_users: int = 10_000
+    cache_ttl_s: float = 600.0
+    breaker_open_s: float = 3.0
+    breaker_min_calls: int = 20
 
     def __post_init__(self) -> None:
-        if not self.deadline_ms > 0:
-            raise ConfigError(f"deadline_ms must be positive, got {self.deadline_ms}")
+        checks = {
+            "deadline_ms": (self.deadline_ms, self.deadline_ms > 0, "positive"),
+            "max_in_flight": (self.max_in_flight, self.max_in_flight >= 1, "an int >= 1"),
+            "batch_max": (self.batch_max, self.batch_max >= 1, "an int >= 1"),
+            "batch_wait_ms": (self.batch_wait_ms, self.batch_wait_ms >= 0, ">= 0"),
+            "cache_users": (self.cache_users, self.cache_users >= 1, "an int >= 1"),
+            "cache_ttl_s": (self.cache_ttl_s, self.cache_ttl_s > 0, "positive"),
+            "breaker_open_s": (self.breaker_open_s, self.breaker_open_s >= 0, ">= 0"),
+            "breaker_min_calls": (self.breaker_min_calls, self.breaker_min_calls >= 1, "an int >= 1"),
+        }
+        for name, (value, ok, expected) in checks.items():
+            if not ok:
+                raise ConfigError(f"{name} must be {expected}, got {value!r}")
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -41,24 +98,41 @@ class ServeConfig:
         env = os.environ if env is None else env
         if ENV_MODEL not in env:
             raise ConfigError(f"{ENV_MODEL} is not set: which model folder should be served?")
-        try:
-            deadline = float(env.get(ENV_DEADLINE_MS, "50"))
-        except ValueError:
-            raise ConfigError(f"{ENV_DEADLINE_MS} must be a number, got {env[ENV_DEADLINE_MS]!r}") from None
+        knobs: dict[str, Any] = {}
+        for name, (variable, parse, accepted) in {
+            **_KNOBS,
+            "deadline_ms": (ENV_DEADLINE_MS, float, "a number"),
+        }.items():
+            if variable in env:
+                try:
+                    knobs[name] = parse(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} must be {accepted}, got {env[variable]!r}") from None
         key = env.get(ENV_ADMIN_KEY)
+        fallback = env.get(ENV_FALLBACK_MODEL)
         return cls(
             model_dir=Path(env[ENV_MODEL]),
             state_dir=Path(env.get(ENV_STATE_DIR, "recdrill-state")),
-            deadline_ms=deadline,
             admin_key_sha256=cls.hash_key(key) if key else None,
+            fallback_model_dir=Path(fallback) if fallback else None,
+            **knobs,
         )
 
     def to_env(self, admin_key: str | None) -> dict[str, str]:
+        """Variables for the workers. Knobs left at their defaults are not written, so a knob set in
+        the environment of ``recdrill serve`` (which has no flag for every knob) reaches the workers."""
         env = {
             ENV_MODEL: str(self.model_dir),
             ENV_STATE_DIR: str(self.state_dir),
             ENV_DEADLINE_MS: str(self.deadline_ms),
         }
+        if self.fallback_model_dir is not None:
+            env[ENV_FALLBACK_MODEL] = str(self.fallback_model_dir)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, (variable, _, _) in _KNOBS.items():
+            value = getattr(self, name)
+            if value != defaults[name]:
+                env[variable] = ("on" if value else "off") if isinstance(value, bool) else str(value)
         if admin_key:
             env[ENV_ADMIN_KEY] = admin_key
         return env

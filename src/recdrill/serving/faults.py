@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-FaultPointName = Literal["ranker"]
+FaultPointName = Literal["ranker", "fallback"]
 FaultKind = Literal["latency", "error", "nan"]
 FAULT_POINTS: tuple[str, ...] = get_args(FaultPointName)
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)

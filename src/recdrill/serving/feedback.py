@@ -1,57 +1,229 @@
-"""Durable feedback log: every acknowledged event is committed to SQLite (WAL) first."""
+"""Durable feedback log: an event is acknowledged only after the transaction holding it is on disk.
+
+Group commit: callers put events on a queue; one writer thread takes everything queued, inserts it in
+one transaction, commits once (one fsync with ``synchronous=FULL``) and only then resolves each
+caller's future with its row id. While one fsync runs, the next batch gathers, so under load many
+events share an fsync instead of queueing behind one fsync each; a lone event is committed at once
+(no linger). WAL mode lets readers (``recdrill feedback export``, monitors) run beside the writers of
+several worker processes, which serialise on SQLite's write lock.
+
+Two ways in, same durability:
+
+* ``append(event)`` blocks the calling thread until the commit (scripts, tests, ``asyncio.to_thread``);
+* ``await submit(event)`` suspends only the coroutine: the writer resolves the future through the event
+  loop, so a thousand waiting requests hold no thread-pool threads.
+
+An event may carry a client ``event_id``; a second event with the same id is not stored again and gets
+the first one's row id, which makes a retried post safe (HTTP clients cannot otherwise tell "committed,
+answer lost" from "never arrived").
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import queue
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+
+from recdrill.errors import RecdrillError
+
+MAX_BATCH = 512
+BUSY_TIMEOUT_S = 10.0  # other worker processes hold the write lock for one commit at a time
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "user_id TEXT NOT NULL, item_id TEXT NOT NULL, event TEXT NOT NULL, ts REAL NOT NULL, "
+    "received_at REAL NOT NULL, event_id TEXT)"
+)
+# NULLs are distinct in a SQLite unique index: events without a client id never collide.
+EVENT_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_event_id ON feedback (event_id)"
+INSERT = (
+    "INSERT OR IGNORE INTO feedback (user_id, item_id, event, ts, received_at, event_id) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+class FeedbackLogError(RecdrillError):
+    """The feedback log cannot take the event: it is closed, or the commit failed."""
 
 
 @dataclass(frozen=True)
 class FeedbackEvent:
+    """One user action. ``ts`` is when it happened (epoch seconds); ``event_id`` is the client's
+    deduplication key, if it sent one."""
+
     user_id: str
     item_id: str
     event: str
     ts: float
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    event: FeedbackEvent
+    future: Future[int]
 
 
 class FeedbackLog:
-    """Appends events to ``feedback.db``; ``append`` returns only after the commit is on disk.
+    """Appends events to a SQLite file; every returned id belongs to a committed, fsynced row.
 
-    WAL mode lets readers (exports, monitors) run beside the writers of several workers;
-    ``synchronous=FULL`` fsyncs each commit, so an acknowledged event survives a killed process
-    and a lost machine alike.
+    Example:
+        >>> import tempfile, pathlib
+        >>> log = FeedbackLog(pathlib.Path(tempfile.mkdtemp()) / "feedback.db")
+        >>> log.append(FeedbackEvent("u1", "sku-9", "click", 1.0, event_id="e-1"))
+        1
+        >>> log.append(FeedbackEvent("u1", "sku-9", "click", 1.0, event_id="e-1"))  # a retry
+        1
+        >>> log.count(), log.commits
+        (1, 2)
+        >>> log.close()
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, max_batch: int = MAX_BATCH, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "user_id TEXT NOT NULL, item_id TEXT NOT NULL, event TEXT NOT NULL, ts REAL NOT NULL, "
-            "received_at REAL NOT NULL)"
-        )
-        self._connection.commit()
+        self.max_batch = max_batch
+        self.commits = 0  # transactions committed: fewer than events when group commit works
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._closing = threading.Lock()
+        self._closed = False
+        self._connection = _open_for_writing(self.path, busy_timeout_s)
+        self._writer = threading.Thread(target=self._write_loop, name="feedback-writer", daemon=True)
+        self._writer.start()
 
     def append(self, event: FeedbackEvent) -> int:
-        """Commit one event and return its row id."""
-        with self._lock:
-            cursor = self._connection.execute(
-                "INSERT INTO feedback (user_id, item_id, event, ts, received_at) VALUES (?, ?, ?, ?, ?)",
-                (event.user_id, event.item_id, event.event, event.ts, time.time()),
-            )
-            self._connection.commit()
-            return int(cursor.lastrowid or 0)
+        """Commit ``event`` and return its row id; blocks the calling thread until the commit.
+
+        Raises:
+            FeedbackLogError: the log is closed, or the commit failed (nothing was acknowledged).
+        """
+        return self._enqueue(event).result()
+
+    async def submit(self, event: FeedbackEvent) -> int:
+        """Like :meth:`append`, awaited: no thread waits on the commit, only this coroutine.
+
+        If the awaiting task is cancelled before the writer took the event, the event is not
+        written (it was never acknowledged either way).
+        """
+        return await asyncio.wrap_future(self._enqueue(event))
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._connection.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+        """Committed events, read through a connection of its own (WAL: it does not block writers)."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)) as reader:
+            return int(reader.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
+        """Commit what is queued, stop the writer and close the file; later appends raise."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._writer.join()
+
+    def _enqueue(self, event: FeedbackEvent) -> Future[int]:
+        future: Future[int] = Future()
+        with self._closing:  # nothing may slip in behind the writer's stop marker
+            if self._closed:
+                raise FeedbackLogError(f"{self.path}: the feedback log is closed")
+            self._queue.put(_Pending(event, future))
+        return future
+
+    def _write_loop(self) -> None:
+        stopping = False
+        try:
+            while not stopping:
+                batch, stopping = self._next_batch()
+                # A future cancelled while queued (its request went away) is dropped unwritten;
+                # the rest can no longer be cancelled, so resolving them below cannot fail.
+                live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+                if live:
+                    self._commit(live)
+        finally:
+            self._fail_queued(FeedbackLogError(f"{self.path}: the feedback writer stopped"))
             self._connection.close()
+
+    def _next_batch(self) -> tuple[list[_Pending], bool]:
+        """Block for one event, then take whatever else is already queued (up to ``max_batch``)."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        connection = self._connection
+        received_at = time.time()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            rows = [_insert(connection, p.event, received_at) for p in batch]
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            error = FeedbackLogError(f"{self.path}: could not commit {len(batch)} event(s): {exc}")
+            for pending in batch:
+                pending.future.set_exception(error)
+            return
+        self.commits += 1
+        for pending, row in zip(batch, rows, strict=True):
+            pending.future.set_result(row)
+
+    def _fail_queued(self, error: FeedbackLogError) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item.future.set_running_or_notify_cancel():
+                item.future.set_exception(error)
+
+
+def _insert(connection: sqlite3.Connection, event: FeedbackEvent, received_at: float) -> int:
+    cursor = connection.execute(
+        INSERT, (event.user_id, event.item_id, event.event, event.ts, received_at, event.event_id)
+    )
+    if cursor.rowcount == 1:
+        return int(cursor.lastrowid or 0)
+    # Ignored: this event_id is already stored (by an earlier post, or earlier in this batch).
+    found = connection.execute("SELECT id FROM feedback WHERE event_id = ?", (event.event_id,)).fetchone()
+    return int(found[0])
+
+
+def _open_for_writing(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open (creating if needed) the log in WAL mode with fsync on every commit.
+
+    ``isolation_level=None`` leaves transactions to the writer's explicit BEGIN/COMMIT. The schema is
+    created (or an older file given its ``event_id`` column) inside one write transaction, so worker
+    processes starting together do not race on it.
+    """
+    try:
+        connection = sqlite3.connect(
+            path, check_same_thread=False, timeout=busy_timeout_s, isolation_level=None
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(SCHEMA)
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(feedback)")}
+        if "event_id" not in columns:
+            connection.execute("ALTER TABLE feedback ADD COLUMN event_id TEXT")
+        connection.execute(EVENT_ID_INDEX)
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise FeedbackLogError(f"{path}: cannot open the feedback log: {exc}") from exc
+    return connection

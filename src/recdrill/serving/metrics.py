@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class ServingMetrics:
@@ -39,7 +40,7 @@ class ServingMetrics:
         )
         self.tier_skips = Counter(
             "recdrill_tier_skips_total",
-            "Tiers skipped by reason (error, late, invalid).",
+            "Tiers skipped by reason (open, late, error, invalid, miss, no_category).",
             ["tier", "reason"],
             registry=self.registry,
         )
@@ -58,6 +59,45 @@ class ServingMetrics:
             "recdrill_feedback_total",
             "Feedback events committed, by event type.",
             ["event"],
+            registry=self.registry,
+        )
+
+        self.breaker_state = Gauge(
+            "recdrill_breaker_state",
+            "Circuit breaker state per tier: 0 closed, 1 half-open, 2 open (the worst worker's).",
+            ["tier"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+        self.breaker_transitions = Counter(
+            "recdrill_breaker_transitions_total",
+            "Circuit breaker state changes per tier, by the state entered.",
+            ["tier", "state"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "recdrill_shed_total",
+            "Requests refused with 429 by admission control, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "recdrill_in_flight",
+            "Admitted recommendation requests being handled now.",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "recdrill_model_batch_size",
+            "Histories scored per model call, by tier (the count is the number of model calls).",
+            ["tier"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "recdrill_model_reloads_total",
+            "Hot model reloads by outcome (ok, refused).",
+            ["outcome"],
             registry=self.registry,
         )
 

@@ -1,5 +1,29 @@
 """Run the server: in this process under uvicorn (``recdrill serve``), or as a child process
-that tests and the demo start on a free loopback port and stop again."""
+that tests and the demo start on a free loopback port and stop again.
+
+Several workers (``--workers N``, N > 1) are uvicorn's multiprocess supervisor and N spawned worker
+processes sharing one listening socket. The supervisor checks each worker every half second (a ping
+answered by a thread in the worker, ``WORKER_HEALTHCHECK_S`` to answer) and starts a replacement for
+one that died or stopped answering (so a worker SIGSTOPped for longer than that is killed and
+replaced). The replacement loads the model before it accepts connections; until then the kernel
+hands every new connection to the surviving workers.
+
+What a client sees when a worker dies (SIGKILL, OOM kill, segfault):
+
+* a request the worker had read and not answered: the connection closes without a response
+  (httpx ``RemoteProtocolError: Server disconnected without sending a response``); one still unread
+  in the worker's socket buffer: a reset (``ReadError: [Errno 104] Connection reset by peer``);
+* an idle keep-alive connection to it: closed; httpx notices before reusing it and reconnects,
+  so the next request succeeds (a request racing the close may see the errors above);
+* new connections: accepted by the other workers; nothing fails.
+
+So each failure is a transport error, never an HTTP status: an idempotent request
+(``/v1/recommend``) can be retried once on a new connection; a feedback post must not be retried
+blindly, because "connection closed" does not say whether its commit happened.
+
+Every response of a served worker carries ``X-Recdrill-Worker: <pid>`` so that drills and tests can
+tell which worker answered (and when a replacement starts answering).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +35,53 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from recdrill.errors import RecdrillError
 from recdrill.serving.config import ServeConfig
+from recdrill.serving.workers import WorkerError, wait_for_workers, worker_pids
 
 SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER_HEADER = "X-Recdrill-Worker"
+WORKER_HEALTHCHECK_S = 5  # uvicorn's default, named here because drills depend on it
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class WorkerHeader:
+    """ASGI wrapper adding ``X-Recdrill-Worker: <pid>`` to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (WORKER_HEADER.lower().encode(), str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+def worker_app_from_env() -> WorkerHeader:
+    """The factory each uvicorn worker calls: the app of ``RECDRILL_*`` variables, pid-tagged."""
+    from recdrill.serving.app import app_from_env  # a worker imports the app; the CLI need not
+
+    return WorkerHeader(app_from_env())
 
 
 def run_server(config: ServeConfig, host: str, port: int, workers: int, admin_key: str | None) -> None:
@@ -37,11 +99,12 @@ def run_server(config: ServeConfig, host: str, port: int, workers: int, admin_ke
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
-        "recdrill.serving.app:app_from_env",
+        "recdrill.serving.process:worker_app_from_env",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         log_level="warning",
         access_log=False,
     )
@@ -99,6 +162,32 @@ class ServerProcess:
             raise ServerStartError("server is not running")
         return self._process.pid
 
+    def worker_pids(self) -> list[int]:
+        """The processes that answer requests: the spawned workers, or the server itself with one."""
+        if self.workers == 1:
+            return [self.pid]
+        return worker_pids(self.pid)
+
+    def answering_pids(self, expected: set[int], timeout_s: float = 60.0) -> set[int]:
+        """Probe ``/readyz`` on fresh connections until each pid in ``expected`` has answered.
+
+        A worker answers only once its model is loaded, so this tells when a replacement is serving.
+        Returns every pid seen. Raises :class:`ServerStartError` after ``timeout_s``.
+        """
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while not expected <= seen:
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"workers {sorted(expected - seen)} did not answer in {timeout_s} s")
+            try:
+                # A new connection each time: the kernel gives it to any worker waiting in accept().
+                response = httpx.get(self.url + "/readyz", headers={"Connection": "close"}, timeout=2.0)
+            except httpx.TransportError:
+                continue
+            if response.status_code == 200 and WORKER_HEADER in response.headers:
+                seen.add(int(response.headers[WORKER_HEADER]))
+        return seen
+
     def start(self) -> ServerProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = [
@@ -138,12 +227,21 @@ class ServerProcess:
                 raise ServerStartError(f"server exited with code {self._process.returncode}: {tail[0]}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    return
+                    break
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        self.stop()
-        raise ServerStartError(f"server at {self.url} was not ready after {self.ready_timeout_s:.0f} s")
+        else:
+            self.stop()
+            raise ServerStartError(f"server at {self.url} was not ready after {self.ready_timeout_s:.0f} s")
+        if self.workers > 1:  # one worker answering is not all of them: wait for every one
+            try:
+                remaining = max(1.0, deadline - time.monotonic())
+                pids = wait_for_workers(self.pid, self.workers, remaining)
+                self.answering_pids(set(pids), max(1.0, deadline - time.monotonic()))
+            except (WorkerError, ServerStartError):
+                self.stop()
+                raise
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask the server to shut down; kill it if it has not within ``timeout_s``."""

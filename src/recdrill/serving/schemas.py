@@ -41,6 +41,8 @@ class FeedbackRequest(Strict):
     item_id: str = Field(min_length=1, max_length=128)
     event: Literal["view", "click", "cart", "purchase"]
     ts: float = Field(default_factory=time.time, ge=0)
+    # A client key that makes a retried post safe: the log stores each event_id once.
+    event_id: str | None = Field(None, min_length=1, max_length=128)
 
 
 class FeedbackResponse(BaseModel):
@@ -54,3 +56,17 @@ class FaultRequest(Strict):
     latency_ms: float = Field(0.0, ge=0, le=60_000)
     rate: float = Field(1.0, ge=0, le=1)
     ttl_s: float = Field(gt=0, le=3600)
+
+
+class ReloadRequest(Strict):
+    """``POST /admin/models/reload``: the folder to load; the configured one when left out."""
+
+    model_dir: str | None = Field(None, min_length=1, max_length=4096)
+
+
+class ReloadResponse(BaseModel):
+    status: Literal["reloaded"]
+    model_dir: str
+    model_version: str
+    previous_version: str
+    load_ms: float

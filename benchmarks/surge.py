@@ -1,0 +1,299 @@
+"""A 5x traffic surge against recdrill with admission control, and the same surge without it.
+
+A peak-day surge is open-loop: shoppers keep arriving whether or not the server keeps up. So the
+load here is an open-loop Poisson-free schedule (one request every ``1 / rate`` seconds, sent on
+time whatever the previous ones are doing; latency counts from the scheduled send time, so a client
+stuck behind a slow server is not hidden). First a short closed-loop probe measures what the server
+answers per second; the base rate is ``--base-share`` of that, and the surge is ``--multiplier``
+times the base rate (well past capacity with the defaults): base for ``--base-s``, surge for
+``--surge-s``, base again for ``--after-s``. A client gives up after ``--timeout-s``.
+
+Two servers get the same schedule, one after the other, from the same saved ItemKNN (default
+ShopSim): recdrill as configured (admission control: ``max_in_flight`` per worker, 429 beyond), and
+the baseline, the same server with admission control effectively off (a limit of 100,000).
+
+Results: ``benchmarks/results/surge.json``. Top-level keys describe the admission-controlled server
+over the whole run: ``multiplier``, ``requests``, ``ok``, ``shed_429``, ``errors_5xx``,
+``availability`` (share answered 200 or 429 within the timeout) and ``p99_ms`` (of requests answered
+200); ``surge`` the same for the surge phase only; ``baseline_no_admission`` both for the baseline.
+
+The load generator is a small HTTP/1.1 keep-alive client on asyncio streams: httpx costs about a
+millisecond of CPU per request, too much to offer a surge from the same two cores.
+
+Run: ``python benchmarks/surge.py [--multiplier 5] [--surge-s 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recdrill.cli import main as recdrill_main
+from recdrill.data.snapshot import ShopSnapshot
+from recdrill.serving.config import ServeConfig
+from recdrill.serving.process import ServerProcess
+from serving_overhead import machine
+
+RESULTS = Path(__file__).resolve().parent / "results" / "surge.json"
+N_USERS_CYCLED = 2000
+TIMEOUT = 0  # status recorded for a request the client gave up on
+REFUSED = -1  # status recorded for a request that found no connection (client at its limit)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    phase: str
+    status: int
+    latency_s: float
+
+
+class Client:
+    """HTTP/1.1 keep-alive connections to one server; a new one whenever none is idle."""
+
+    def __init__(self, host: str, port: int, max_connections: int) -> None:
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self.open = 0
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, body: bytes) -> int:
+        if self._idle:
+            reader, writer = self._idle.pop()
+        elif self.open < self.max_connections:
+            self.open += 1
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                self.open -= 1
+                return REFUSED
+        else:
+            return REFUSED
+        try:
+            writer.write(
+                b"POST /v1/recommend HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (self.host.encode(), len(body), body)
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            lines = head.decode("latin-1").lower().split("\r\n")
+            lengths = [int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:")]
+            length = lengths[0] if lengths else 0
+            await reader.readexactly(length)
+        except BaseException:
+            self.open -= 1
+            writer.close()
+            raise
+        if any(line.startswith("connection: close") for line in lines):
+            self.open -= 1
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        return status
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
+def bodies(users: list[str]) -> list[bytes]:
+    return [json.dumps({"user_id": user, "k": 10}).encode() for user in users]
+
+
+async def timed(client: Client, body: bytes, phase: str, scheduled: float, timeout_s: float) -> Outcome:
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout_s):
+            status = await client.post(body)
+    except TimeoutError:
+        status = TIMEOUT
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        status = REFUSED
+    return Outcome(phase, status, loop.time() - scheduled)
+
+
+async def open_loop(
+    url: tuple[str, int], phases: list[tuple[str, float, float]], requests: list[bytes], timeout_s: float
+) -> list[Outcome]:
+    """Send at each phase's rate (requests/s) for its seconds, on schedule, never waiting for answers."""
+    loop = asyncio.get_running_loop()
+    client = Client(*url, max_connections=4096)
+    tasks: list[asyncio.Task[Outcome]] = []
+    next_at = loop.time() + 0.05
+    sent = 0
+    for phase, rate, seconds in phases:
+        end = next_at + seconds
+        interval = 1.0 / rate
+        while next_at < end:
+            now = loop.time()
+            while next_at <= now and next_at < end:  # everything due: sleep granularity is ~1 ms
+                body = requests[sent % len(requests)]
+                tasks.append(asyncio.create_task(timed(client, body, phase, next_at, timeout_s)))
+                sent += 1
+                next_at += interval
+            await asyncio.sleep(max(0.0, min(next_at, end) - loop.time()))
+    outcomes = await asyncio.gather(*tasks)
+    client.close()
+    return outcomes
+
+
+async def closed_loop(url: tuple[str, int], requests: list[bytes], seconds: float, concurrency: int) -> float:
+    """Answers per second with ``concurrency`` clients each sending the next request at once."""
+    client = Client(*url, max_connections=concurrency)
+    answered = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(offset: int) -> None:
+        nonlocal answered
+        i = offset
+        while time.perf_counter() < stop:
+            status = await client.post(requests[i % len(requests)])
+            answered += status == 200
+            i += concurrency
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    client.close()
+    return answered / (time.perf_counter() - started)
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    statuses = np.array([o.status for o in outcomes])
+    ok = statuses == 200
+    latency_ms = np.array([o.latency_s for o in outcomes]) * 1000.0
+    accepted, shed = latency_ms[ok], latency_ms[statuses == 429]
+    n = len(outcomes)
+    return {
+        "requests": n,
+        "ok": int(ok.sum()),
+        "shed_429": int((statuses == 429).sum()),
+        "errors_5xx": int((statuses >= 500).sum()),
+        "timeouts": int((statuses == TIMEOUT).sum()),
+        "client_refused": int((statuses == REFUSED).sum()),
+        "other_status": int(
+            ((statuses > 0) & (statuses != 200) & (statuses != 429) & (statuses < 500)).sum()
+        ),
+        "availability": float((ok | (statuses == 429)).sum() / n) if n else 0.0,
+        "p50_ms": float(np.percentile(accepted, 50)) if len(accepted) else None,
+        "p99_ms": float(np.percentile(accepted, 99)) if len(accepted) else None,
+        "max_ms": float(accepted.max()) if len(accepted) else None,
+        "shed_p99_ms": float(np.percentile(shed, 99)) if len(shed) else None,  # how fast a 429 comes
+    }
+
+
+def start_server(model_dir: Path, state: Path, max_in_flight: int) -> ServerProcess:
+    os.environ["RECDRILL_MAX_IN_FLIGHT"] = str(max_in_flight)  # read by the worker; no CLI flag
+    try:
+        return ServerProcess(model_dir, state, log_path=state.parent / f"{state.name}.log").start()
+    finally:
+        del os.environ["RECDRILL_MAX_IN_FLIGHT"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--multiplier", type=float, default=5.0, help="Surge rate / base rate.")
+    parser.add_argument("--base-share", type=float, default=0.33, help="Base rate as a share of capacity.")
+    parser.add_argument("--base-s", type=float, default=10.0)
+    parser.add_argument("--surge-s", type=float, default=20.0)
+    parser.add_argument("--after-s", type=float, default=10.0)
+    parser.add_argument("--probe-s", type=float, default=5.0, help="Closed-loop capacity probe.")
+    parser.add_argument("--timeout-s", type=float, default=1.0, help="When a client gives up.")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=ServeConfig.max_in_flight, help="recdrill's admission limit."
+    )
+    parser.add_argument("--data", default="shopsim", help="Data to train on (recdrill train --data).")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="recdrill-surge-") as tmp:
+        work = Path(tmp)
+        model_dir = work / "itemknn"
+        print(f"training itemknn on {args.data} ...", file=sys.stderr)
+        if recdrill_main(["train", "--data", args.data, "--model", "itemknn", "--out", str(model_dir)]) != 0:
+            raise SystemExit("training failed")
+        snapshot = ShopSnapshot.load(model_dir)
+        known = np.flatnonzero(snapshot.histories.lengths > 0)
+        requests = bodies(
+            snapshot.user_ids[np.random.default_rng(0).permutation(known)[:N_USERS_CYCLED]].tolist()
+        )
+
+        runs: dict[str, dict[str, Any]] = {}
+        capacity = 0.0
+        for name, limit in (("recdrill", args.max_in_flight), ("baseline_no_admission", 100_000)):
+            server = start_server(model_dir, work / f"state-{name}", limit)
+            try:
+                url = ("127.0.0.1", server.port)
+                if not capacity:  # one capacity, measured on recdrill, sets both schedules
+                    asyncio.run(closed_loop(url, requests, 1.0, 16))  # warm-up
+                    capacity = asyncio.run(closed_loop(url, requests, args.probe_s, 16))
+                    base = capacity * args.base_share
+                    phases = [
+                        ("base", base, args.base_s),
+                        ("surge", base * args.multiplier, args.surge_s),
+                        ("after", base, args.after_s),
+                    ]
+                    print(
+                        f"capacity {capacity:.0f} req/s; base {base:.0f}, surge {base * args.multiplier:.0f}",
+                        file=sys.stderr,
+                    )
+                print(f"{name}: surge x{args.multiplier:g} ...", file=sys.stderr)
+                outcomes = asyncio.run(open_loop(url, phases, requests, args.timeout_s))
+                time.sleep(1.0)
+            finally:
+                server.stop()
+            runs[name] = {
+                **summarise(outcomes),
+                "surge": summarise([o for o in outcomes if o.phase == "surge"]),
+                "after": summarise([o for o in outcomes if o.phase == "after"]),
+            }
+
+    ours = runs["recdrill"]
+    report = {
+        "multiplier": args.multiplier,
+        **{key: ours[key] for key in ("requests", "ok", "shed_429", "errors_5xx", "availability", "p99_ms")},
+        "timeouts": ours["timeouts"],
+        "client_refused": ours["client_refused"],
+        "surge": ours["surge"],
+        "after": ours["after"],
+        "baseline_no_admission": runs["baseline_no_admission"],
+        "availability_vs_baseline": ours["availability"]
+        / max(runs["baseline_no_admission"]["availability"], 1e-9),
+        "capacity_rps": capacity,
+        "base_rps": capacity * args.base_share,
+        "surge_rps": capacity * args.base_share * args.multiplier,
+        "phases_s": {"base": args.base_s, "surge": args.surge_s, "after": args.after_s},
+        "timeout_s": args.timeout_s,
+        "max_in_flight": args.max_in_flight,
+        "workers": 1,
+        "data": args.data,
+        "model": "itemknn",
+        "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(
+        f"{'server':<24}{'requests':>9}{'200':>8}{'429':>8}{'5xx':>6}{'timeout':>8}{'avail':>8}{'p99 ms':>9}"
+    )
+    for name, r in runs.items():
+        p99 = f"{r['p99_ms']:.1f}" if r["p99_ms"] is not None else "-"
+        print(
+            f"{name:<24}{r['requests']:>9}{r['ok']:>8}{r['shed_429']:>8}{r['errors_5xx']:>6}"
+            f"{r['timeouts']:>8}{r['availability']:>8.4f}{p99:>9}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The ``feedback`` command group: ``feedback export`` writes the durable log out for retraining."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from recdrill.cli.app import cli
+from recdrill.errors import ConfigError
+from recdrill.serving.feedback_export import export_feedback
+
+DB_NAME = "feedback.db"
+
+
+def parse_since(text: str) -> float:
+    """Epoch seconds, or an ISO 8601 date/time (UTC unless it names a zone).
+
+    Example:
+        >>> parse_since("1700000000"), parse_since("2023-11-14T22:13:20")
+        (1700000000.0, 1700000000.0)
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since must be epoch seconds or an ISO 8601 time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@cli.group("feedback")
+def feedback_group() -> None:
+    """The durable feedback log written by 'recdrill serve'."""
+
+
+@feedback_group.command("export")
+@click.option(
+    "--state-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The server's state folder (holds feedback.db).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file: .parquet (typed, compact; the default choice) or .csv.",
+)
+@click.option(
+    "--since", default=None, metavar="TS", help="Only events at or after TS (epoch seconds or ISO 8601)."
+)
+def export_command(state_dir: Path, out: Path, since: str | None) -> None:
+    """Export feedback events for retraining (safe while the server runs)."""
+    count = export_feedback(state_dir / DB_NAME, out, None if since is None else parse_since(since))
+    click.echo(f"exported {count} event(s) to {out}", err=True)

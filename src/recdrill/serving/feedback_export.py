@@ -1,0 +1,119 @@
+"""Export the feedback log for retraining, as Parquet (default) or CSV.
+
+Parquet keeps the types (integer ids, float epoch seconds) and is compact; CSV is for people and
+spreadsheets. Both have the columns ``recdrill train --data FILE --columns event=event`` reads
+(``user_id``, ``item_id``, ``timestamp``, ``event``) plus ``id``, ``received_at`` and ``event_id``.
+
+The export reads one consistent snapshot (a single SELECT in WAL mode, while the server keeps
+writing), streams it in chunks, and appears under its final name only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from recdrill.errors import ConfigError, DataFileNotFoundError, DataFormatError
+
+COLUMNS = ("id", "user_id", "item_id", "event", "timestamp", "received_at", "event_id")
+ARROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("event", pa.string()),
+        ("timestamp", pa.float64()),
+        ("received_at", pa.float64()),
+        ("event_id", pa.string()),
+    ]
+)
+FORMATS = {".parquet": "parquet", ".csv": "csv"}
+CHUNK_ROWS = 50_000
+
+
+def export_feedback(db_path: str | Path, out: str | Path, since: float | None = None) -> int:
+    """Write the events of ``db_path`` (those with ``timestamp >= since``, if given) to ``out``.
+
+    The format follows ``out``'s suffix (``.parquet`` or ``.csv``). Returns the number of events.
+
+    Raises:
+        DataFileNotFoundError: there is no database at ``db_path``.
+        DataFormatError: the file is not a SQLite database, or has no feedback table.
+        ConfigError: ``out`` has another suffix.
+    """
+    db_path, out = Path(db_path), Path(out)
+    kind = FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{out}: the export format follows the suffix: use .parquet or .csv")
+    if not db_path.is_file():
+        raise DataFileNotFoundError(db_path)
+    partial = out.with_name(f".{out.name}.partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _reader(db_path) as connection:
+            chunks = _chunks(connection, db_path, since)
+            written = _write_parquet(chunks, partial) if kind == "parquet" else _write_csv(chunks, partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+@contextlib.contextmanager
+def _reader(db_path: Path) -> Iterator[sqlite3.Connection]:
+    # mode=rw: never create a database where none was (a typo must not leave an empty file behind);
+    # not ro, because a log left by a killed server may need its WAL recovered on open.
+    try:
+        connection = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise DataFormatError(db_path, f"cannot open the feedback log: {exc}") from exc
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _chunks(connection: sqlite3.Connection, db_path: Path, since: float | None) -> Iterator[list[Any]]:
+    query = "SELECT id, user_id, item_id, event, ts, received_at, event_id FROM feedback"
+    parameters: tuple[float, ...] = ()
+    if since is not None:
+        query, parameters = query + " WHERE ts >= ?", (since,)
+    try:
+        cursor = connection.execute(query + " ORDER BY id", parameters)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            yield rows
+    except sqlite3.DatabaseError as exc:
+        problem = "has no feedback table" if "no such table" in str(exc) else f"is not readable: {exc}"
+        raise DataFormatError(db_path, f"not a recdrill feedback log: the file {problem}") from exc
+
+
+def _write_parquet(chunks: Iterator[list[Any]], path: Path) -> int:
+    written = 0
+    with pq.ParquetWriter(path, ARROW_SCHEMA) as writer:
+        for rows in chunks:
+            columns = zip(*rows, strict=True)
+            arrays = [pa.array(c, type=f.type) for c, f in zip(columns, ARROW_SCHEMA, strict=True)]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA))
+            written += len(rows)
+        if written == 0:  # an empty file still carries the schema, so readers see the columns
+            writer.write_table(ARROW_SCHEMA.empty_table())
+    return written
+
+
+def _write_csv(chunks: Iterator[list[Any]], path: Path) -> int:
+    written = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for rows in chunks:
+            writer.writerows(rows)
+            written += len(rows)
+    return written

@@ -1,0 +1,143 @@
+"""``recdrill serve --backend ray`` as a child process on a free loopback port, for tests, benchmarks
+and the demo: started, awaited on ``/readyz``, and stopped so that Ray tears itself down."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from recdrill.serving.process import ServerStartError, free_port
+from recdrill.serving.ray_backend import REPLICA_ENV, RayOptions
+
+
+class RayServerProcess:
+    """A Ray Serve deployment of the recdrill app in its own process (with its own local Ray cluster).
+
+    Stopping sends SIGTERM to that process only: it then shuts Serve and Ray down in order, which
+    a signal to the whole process group would race. Ray's start takes seconds (``ready_timeout_s``).
+
+    Example (not run here: it starts Ray)::
+
+        with RayServerProcess(model_dir, state_dir, RayOptions(max_replicas=1)) as server:
+            httpx.get(server.url + "/readyz")
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        state_dir: str | Path,
+        options: RayOptions | None = None,
+        *,
+        admin_key: str | None = None,
+        ready_timeout_s: float = 180.0,
+        log_path: str | Path | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.state_dir = Path(state_dir)
+        base = options or RayOptions()
+        self.options = dataclasses.replace(base, http_port=free_port(base.http_host))
+        self.admin_key = admin_key
+        self.ready_timeout_s = ready_timeout_s
+        self.log_path = Path(log_path) if log_path else self.state_dir / "server.log"
+        self.start_s = 0.0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.options.http_host}:{self.options.http_port}"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ServerStartError("server is not running")
+        return self._process.pid
+
+    def worker_pids(self) -> list[int]:
+        """The replicas' processes (what a drill kills or pauses): descendants of this server."""
+        return sorted(pid for pid in _descendants(self.pid) if _is_replica(pid))
+
+    def command(self) -> list[str]:
+        """What runs in the child: ``recdrill serve --backend ray`` with these options."""
+        o = self.options
+        return [
+            sys.executable, "-m", "recdrill", "serve", "--backend", "ray",
+            "--model", str(self.model_dir), "--state-dir", str(self.state_dir),
+            "--host", o.http_host, "--port", str(o.http_port),
+            "--min-replicas", str(o.min_replicas), "--max-replicas", str(o.max_replicas),
+            "--target-ongoing", str(o.target_ongoing_requests), "--max-queued", str(o.max_queued_requests),
+            "--cpus-per-replica", str(o.cpus_per_replica), "--ray-ingress", o.ingress,
+        ]  # fmt: skip
+
+    def start(self) -> RayServerProcess:
+        started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **REPLICA_ENV}
+        if self.admin_key:
+            env["RECDRILL_ADMIN_KEY"] = self.admin_key
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        while time.monotonic() < started + self.ready_timeout_s:
+            if self._process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise ServerStartError(f"Ray server exited with code {self._process.returncode}: {tail[0]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2.0).status_code == 200:
+                    self.start_s = time.monotonic() - started
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ServerStartError(f"Ray server at {self.url} was not ready after {self.ready_timeout_s:.0f} s")
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM, so the server shuts Ray down; SIGKILL to its process group after ``timeout_s``."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+    def __enter__(self) -> RayServerProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below ``root`` (Ray's raylet is the server's child, the replicas are its)."""
+    found: set[int] = set()
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = {int(c) for c in (task / "children").read_text().split()}
+                frontier.extend(children - found)
+                found |= children
+    return found
+
+
+def _is_replica(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ServeReplica")
+    except OSError:
+        return False

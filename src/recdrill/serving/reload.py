@@ -1,0 +1,143 @@
+"""Hot model reload: load the new version beside the old, check it, then swap in one assignment.
+
+Triton's rule: a failed reload keeps the old model serving. The new generation is loaded and
+probed in a worker thread while the event loop keeps answering with the old one; only a generation
+that passed every check replaces it, by rebinding one attribute on the event loop, so a request
+sees either the old chain or the new one, whole. Requests already running finish on the old one,
+whose model threads are stopped a little later.
+
+With several uvicorn workers the reload request reaches one of them. After its swap it writes the
+served folder and version to ``served_model.json`` in the state folder; the other workers look at
+that file every ``FOLLOW_S`` and load the same folder, and a worker started later (a replacement
+for a killed one) starts on it. The file names the server it belongs to (the workers' supervisor),
+so a restarted server starts on its configured model again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from recdrill.serving.chain import Generation, Shared, load_generation
+
+log = logging.getLogger(__name__)
+RETIRE_AFTER_S = 10.0  # far past any request deadline: nothing still uses the old chain by then
+FOLLOW_S = 1.0
+POINTER_FILE = "served_model.json"
+
+
+def server_group() -> str:
+    """Who shares this worker's model: its uvicorn supervisor's workers, or only itself.
+
+    ``RECDRILL_SERVER_ID`` wins when set; several workers are told apart from one by the
+    multiprocess metrics folder that ``recdrill serve`` sets up for them alone.
+    """
+    explicit = os.environ.get("RECDRILL_SERVER_ID")
+    if explicit:
+        return explicit
+    return f"ppid-{os.getppid()}" if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else f"pid-{os.getpid()}"
+
+
+class HoldsGeneration(Protocol):
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    model_dir: Path
+    model_version: str
+    previous_version: str
+    load_ms: float
+
+
+class ModelReloader:
+    """Swaps ``holder.generation`` for a freshly loaded and checked one; one reload at a time."""
+
+    def __init__(self, shared: Shared, group: str | None = None) -> None:
+        self.shared = shared
+        self.group = server_group() if group is None else group
+        self.pointer = shared.config.state_dir / POINTER_FILE
+        self._lock = asyncio.Lock()
+        self._refused: str | None = None  # the pointer content this worker failed to load
+
+    def pointed_folder(self) -> Path | None:
+        """The folder another worker of this server reloaded to, if any (used at start-up)."""
+        pointed = self._read_pointer()
+        return None if pointed is None else Path(pointed["model_dir"])
+
+    async def reload(self, holder: HoldsGeneration, model_dir: Path | None = None) -> ReloadResult:
+        """Load ``model_dir`` (default: the configured folder) and serve it if it passes the checks.
+
+        Raises:
+            ModelFileError, DataFormatError: the new model was refused; the old one keeps serving.
+        """
+        folder = Path(model_dir) if model_dir is not None else self.shared.config.model_dir
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                new = await asyncio.to_thread(load_generation, folder, self.shared)
+            except Exception:
+                self.shared.metrics.reloads.labels("refused").inc()
+                raise
+            old = holder.generation
+            holder.generation = new  # the swap: one rebinding on the event loop
+            self._after_swap(old, new)
+            self.shared.metrics.reloads.labels("ok").inc()
+            log.warning("model reloaded: %s -> %s from %s", old.version, new.version, folder)
+            try:
+                self._publish(folder, new.version)
+            except OSError as exc:  # this worker serves the new model; only its peers will not follow
+                log.error("could not record the reload for other workers in %s: %s", self.pointer, exc)
+            return ReloadResult(folder, new.version, old.version, (time.perf_counter() - started) * 1000)
+
+    async def follow(self, holder: HoldsGeneration, every_s: float = FOLLOW_S) -> None:
+        """Forever: load what another worker of this server reloaded to (run as a background task)."""
+        while True:
+            await asyncio.sleep(every_s)
+            pointed = self._read_pointer()
+            if pointed is None or pointed["version"] == holder.generation.version:
+                continue
+            key = json.dumps(pointed, sort_keys=True)  # includes the file's mtime: a new publish retries
+            if key == self._refused:
+                continue  # failed here before: wait for the next reload rather than retry forever
+            try:
+                await self.reload(holder, Path(pointed["model_dir"]))
+            except Exception as exc:
+                self._refused = key
+                log.error("could not follow the reload to %s: %s", pointed["model_dir"], exc)
+
+    def _publish(self, folder: Path, version: str) -> None:
+        record = {"model_dir": str(folder.resolve()), "version": version, "group": self.group}
+        temporary = self.pointer.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, self.pointer)  # atomic: a reader sees the old record or the new one
+
+    def _read_pointer(self) -> dict[str, str] | None:
+        try:
+            stamp = self.pointer.stat().st_mtime_ns
+            record = json.loads(self.pointer.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("group") != self.group:
+            return None  # absent, torn, or left by an earlier server
+        if not {"model_dir", "version"} <= record.keys():
+            return None
+        return {"model_dir": str(record["model_dir"]), "version": str(record["version"]), "stamp": str(stamp)}
+
+    def _after_swap(self, old: Generation, new: Generation) -> None:
+        # A new model deserves a fresh chance: the model tiers' breakers start closed again.
+        for name in ("primary", "fallback"):
+            if name in self.shared.breakers:
+                self.shared.breakers[name].reset()
+        # Cached lists are dense ids of the old catalogue: meaningless if the catalogue changed.
+        if not np.array_equal(old.snapshot.item_ids, new.snapshot.item_ids):
+            self.shared.cache.clear()
+        asyncio.get_running_loop().call_later(RETIRE_AFTER_S, old.close)
