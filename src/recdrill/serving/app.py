@@ -274,6 +274,9 @@ ASGIApp = Callable[
 ]
 
 
+CLIENT_CLOSED = 499
+
+
 class _MetricsMiddleware:
     """Counts requests and latency per route template (not per path, to bound label values).
 
@@ -304,6 +307,13 @@ class _MetricsMiddleware:
 
         try:
             await self.app(scope, receive, capture)
+        except asyncio.CancelledError:
+            # The client went away and the server cancelled the request (Ray Serve does; uvicorn lets
+            # it finish): not a server error.
+            # 499 is nginx's "client closed request".
+            if status == 500:
+                status = CLIENT_CLOSED
+            raise
         finally:
             # Admission control refuses before routing: it names the path it guarded instead.
             route = getattr(scope.get("route"), "path", None) or scope.get(SHED_ROUTE_KEY, "unmatched")
