@@ -51,7 +51,14 @@ def test_a_good_scenario_parses_with_defaults() -> None:
             ("kind: latency", "kind: kill, point: ranker"),
             r"faults\[0\]: a 'kill' fault acts on point 'worker'",
         ),
-        (("kind: latency", "point: worker, kind: latency"), r"acts on point 'ranker', not 'worker'"),
+        (
+            ("kind: latency", "point: worker, kind: latency"),
+            r"acts on point 'ranker' or 'fallback', not 'worker'",
+        ),
+        (
+            ("kind: latency", "point: fallback, kind: pause"),
+            r"a 'pause' fault acts on point 'worker', not 'fallback'",
+        ),
         (("kind: latency", "kind: pause, worker: -1"), r"faults\[0\]\.worker: Input should be greater"),
         (("metric: availability", "metric: availability_on_sunday"), r"hypotheses\[0\]\.metric"),
     ],
@@ -71,6 +78,8 @@ def test_process_faults_act_on_a_worker_and_traffic_retries_by_default() -> None
     assert (kill.point, kill.kind, kill.worker, kill.is_process_fault) == ("worker", "kill", 0, True)
     assert (pause.point, pause.kind, pause.worker, pause.end_s) == ("worker", "pause", 1, 19)
     assert scenario.traffic.retry is True
+    fallback = parse_scenario(GOOD.replace("kind: latency", "point: fallback, kind: error")).faults[0]
+    assert (fallback.point, fallback.kind, fallback.is_process_fault) == ("fallback", "error", False)
     assert (
         parse_scenario(GOOD).faults[0].point == "ranker"
         and not parse_scenario(GOOD).faults[0].is_process_fault

@@ -51,7 +51,8 @@ PROCESS_KINDS = frozenset({"kill", "pause"})  # act on a worker process (point "
 class FaultStep(_Strict):
     """Inject a fault at ``at_s`` for ``duration_s`` seconds (then revert it).
 
-    Ranker faults (``latency``, ``error``, ``nan``) go through the admin API. Process faults act on
+    Model faults (``latency``, ``error``, ``nan``) go through the admin API, at the primary model
+    (point ``ranker``) or the second-tier model (point ``fallback``). Process faults act on
     worker ``worker`` (an index into the target's worker pids, sorted): ``kill`` sends SIGKILL at
     ``at_s`` (nothing to revert: the supervisor starts a replacement; ``duration_s`` is the window in
     which recovery is judged), ``pause`` sends SIGSTOP at ``at_s`` and SIGCONT at the end.
@@ -64,7 +65,7 @@ class FaultStep(_Strict):
     name: str = Field(min_length=1)
     at_s: float = Field(ge=0)
     duration_s: float = Field(gt=0)
-    point: Literal["ranker", "worker"]
+    point: Literal["ranker", "fallback", "worker"]
     kind: FaultKind
     latency_ms: float = Field(0.0, ge=0, le=60_000)
     rate: float = Field(1.0, ge=0, le=1)
@@ -80,8 +81,8 @@ class FaultStep(_Strict):
     @model_validator(mode="after")
     def _point_fits_kind(self) -> FaultStep:
         if (self.kind in PROCESS_KINDS) != (self.point == "worker"):
-            wanted = "worker" if self.kind in PROCESS_KINDS else "ranker"
-            raise ValueError(f"a {self.kind!r} fault acts on point {wanted!r}, not {self.point!r}")
+            wanted = "'worker'" if self.kind in PROCESS_KINDS else "'ranker' or 'fallback'"
+            raise ValueError(f"a {self.kind!r} fault acts on point {wanted}, not {self.point!r}")
         return self
 
     @property
