@@ -16,55 +16,37 @@ Run: ``python benchmarks/batching.py [--duration 30] [--connections 32]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
-
-from recdrill.cli import main as recdrill_main
-from recdrill.data.snapshot import ShopSnapshot
-from recdrill.serving.process import ServerProcess
-from serving_overhead import LoadResult, combine, drive, machine, served_by
+from common import (
+    LoadResult,
+    combine,
+    drive,
+    load_settings,
+    metric_samples,
+    model_settings,
+    pick_tool,
+    sample_users,
+    schedule,
+    served_by,
+    start_server_with_env,
+    train_itemknn,
+    write_report,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batching.json"
-N_USERS_CYCLED = 2000
-
-
-def start_server(model_dir: Path, state: Path, knobs: dict[str, str]) -> ServerProcess:
-    """A recdrill server whose workers see ``knobs`` (``recdrill serve`` has no flag for them)."""
-    saved = {name: os.environ.get(name) for name in knobs}
-    os.environ.update(knobs)
-    try:
-        return ServerProcess(
-            model_dir, state, deadline_ms=1000.0, log_path=state.parent / f"{state.name}.log"
-        ).start()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def batch_stats(url: str) -> dict[str, float]:
     """Model calls and histories scored by the primary tier, from the server's metrics."""
-    text = httpx.get(url + "/metrics", timeout=10.0).text
-    values = {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name.startswith("recdrill_model_batch_size_") and s.labels.get("tier") == "primary"
-    }
-    calls = values.get("recdrill_model_batch_size_count", 0.0)
-    histories = values.get("recdrill_model_batch_size_sum", 0.0)
+    names = ("recdrill_model_batch_size_count", "recdrill_model_batch_size_sum")
+    values = {s.name: s.value for s in metric_samples(url, *names) if s.labels.get("tier") == "primary"}
+    calls, histories = (values.get(name, 0.0) for name in names)
     return {"model_calls": calls, "histories": histories, "mean_batch": histories / calls if calls else 0.0}
 
 
@@ -80,42 +62,37 @@ def main() -> None:
     parser.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    tool = pick_tool(args.tool)
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="recdrill-batching-") as tmp:
         work = Path(tmp)
         model_dir = work / "itemknn"
-        print(f"training itemknn on {args.data} ...", file=sys.stderr)
-        if recdrill_main(["train", "--data", args.data, "--model", "itemknn", "--out", str(model_dir)]) != 0:
-            raise SystemExit("training failed")
-        snapshot = ShopSnapshot.load(model_dir)
-        known = np.flatnonzero(snapshot.histories.lengths > 0)
-        users = snapshot.user_ids[np.random.default_rng(0).permutation(known)[:N_USERS_CYCLED]].tolist()
-        common = {"RECDRILL_MAX_IN_FLIGHT": str(max(1024, 4 * args.connections))}
+        train_itemknn(args.data, model_dir)
+        users = sample_users(model_dir)
+        shared = {"RECDRILL_MAX_IN_FLIGHT": str(max(1024, 4 * args.connections))}
         settings = {
             "on": {
-                **common,
+                **shared,
                 "RECDRILL_BATCHING": "on",
                 "RECDRILL_BATCH_MAX": str(args.batch_max),
                 "RECDRILL_BATCH_WAIT_MS": str(args.batch_wait_ms),
             },
-            "off": {**common, "RECDRILL_BATCHING": "off"},
+            "off": {**shared, "RECDRILL_BATCHING": "off"},
         }
         servers = {
-            name: start_server(model_dir, work / f"state-{name}", knobs) for name, knobs in settings.items()
+            name: start_server_with_env(model_dir, work / f"state-{name}", knobs, deadline_ms=1000.0)
+            for name, knobs in settings.items()
         }
         rounds: dict[str, list[LoadResult]] = {name: [] for name in servers}
         try:
             for server in servers.values():
-                drive(server.url, users, args.warmup, args, tool, work)
+                drive(server.url, users, args.warmup, args.connections, tool, work)
             warm = {name: batch_stats(server.url) for name, server in servers.items()}
-            for i in range(args.rounds):
-                for name in ("on", "off") if i % 2 == 0 else ("off", "on"):
-                    print(f"round {i + 1}/{args.rounds}: batching {name} under {tool} ...", file=sys.stderr)
-                    rounds[name].append(
-                        drive(servers[name].url, users, args.duration / args.rounds, args, tool, work)
-                    )
+            for i, name in schedule(("on", "off"), args.rounds):
+                print(f"round {i + 1}/{args.rounds}: batching {name} under {tool} ...", file=sys.stderr)
+                url, seconds = servers[name].url, args.duration / args.rounds
+                rounds[name].append(drive(url, users, seconds, args.connections, tool, work))
             tiers = {name: served_by(server.url) for name, server in servers.items()}
             stats = {name: batch_stats(server.url) for name, server in servers.items()}
         finally:
@@ -147,17 +124,11 @@ def main() -> None:
         "served_by": tiers,
         "batch_max": args.batch_max,
         "batch_wait_ms": args.batch_wait_ms,
-        "load_tool": tool,
-        "duration_s": args.duration,
-        "n_rounds": args.rounds,
-        "connections": args.connections,
+        **load_settings(args, tool),
         "workers": 1,
-        "data": args.data,
-        "model": "itemknn",
-        "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        **model_settings(args.data, load_before),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
 
     print(f"{'batching':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'batch':>8}")
     for name, r in results.items():

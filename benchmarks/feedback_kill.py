@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import random
 import signal
 import sqlite3
@@ -41,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from recdrill.cli import main as recdrill_main
+from common import machine_brief, train_itemknn, write_report
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.workers import WorkerRef
 
@@ -205,7 +203,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="feedback_kill-"))
     model = work / "model"
-    assert recdrill_main(["train", "--data", DATA, "--model", "itemknn", "--out", str(model)]) == 0
+    train_itemknn(DATA, model)
     base = baseline(model, work / "baseline", args)
     print(f"baseline: {base}", flush=True)
     killed, elapsed = kill_loop(model, work / "kill", args)
@@ -222,14 +220,9 @@ def main() -> None:
         "baseline": base,
         "ratios": {"acks_per_s_kill_over_baseline": killed["acks_per_s"] / base["acks_per_s"]},
         "clients": args.clients,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-        },
+        "machine": machine_brief(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
     print(json.dumps({k: report[k] for k in ("kills", "acknowledged", "lost")}))
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 import tempfile
@@ -42,18 +41,27 @@ from typing import Any
 import httpx
 import numpy as np
 
-from recdrill.cli import main as recdrill_main
-from recdrill.data.ragged import Ragged
+from common import (
+    K,
+    LoadResult,
+    combine,
+    drive,
+    load_settings,
+    model_settings,
+    pick_tool,
+    recommend,
+    sample_users,
+    schedule,
+    score_user,
+    train_itemknn,
+    write_report,
+)
 from recdrill.data.snapshot import ShopSnapshot
-from recdrill.eval.ranking import exclude, top_k
 from recdrill.models.factory import load_model
 from recdrill.serving.ray_backend import RayOptions, StopServing, ray_cluster, serve_forever
 from recdrill.serving.ray_process import RayServerProcess
-from serving_overhead import LoadResult, combine, machine, run_httpx, run_wrk
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ray_serve.json"
-K = 10
-N_USERS_CYCLED = 2000
 REPLICAS = 2
 VARIANTS = ("plain", "recdrill", "recdrill_via_proxy")
 
@@ -73,16 +81,8 @@ class PlainRecommender:
             return {"status": "ready"}
         started = time.perf_counter()
         body = await request.json()
-        user = self.snapshot.user_index(body["user_id"])
-        history = self.snapshot.histories.row(user) if user >= 0 else np.zeros(0, dtype=np.int64)
-        ragged = Ragged.from_lists([history[-50:]])
-        scores = np.array(self.model.score(ragged), dtype=np.float32, copy=True)
-        items, values = top_k(exclude(scores, ragged), int(body.get("k", K)))
-        ids = self.snapshot.item_ids[items[0]].tolist()
-        return {
-            "items": [{"item_id": i, "score": v} for i, v in zip(ids, values[0].tolist(), strict=True)],
-            "handler_ms": (time.perf_counter() - started) * 1000.0,
-        }
+        items = recommend(self.model, self.snapshot, body["user_id"], int(body.get("k", K)))
+        return {"items": items, "handler_ms": (time.perf_counter() - started) * 1000.0}
 
 
 def ray_options(name: str) -> RayOptions:
@@ -184,8 +184,7 @@ def model_call_ms(model_dir: Path, users: list[str], n: int = 300) -> float:
     times = []
     for user in users[:n]:
         started = time.perf_counter()
-        ragged = Ragged.from_lists([snapshot.histories.row(snapshot.user_index(user))[-50:]])
-        top_k(exclude(np.array(model.score(ragged), dtype=np.float32, copy=True), ragged), K)
+        score_user(model, snapshot, user, K)
         times.append((time.perf_counter() - started) * 1000.0)
     return float(np.median(times))
 
@@ -209,11 +208,6 @@ def top10(url: str, users: list[str], patience_s: float = 30.0) -> list[list[str
 # --- the run ---------------------------------------------------------------------------------
 
 
-def schedule(variants: list[str], rounds: int) -> list[str]:
-    """ABC, CBA, ABC, ...: slow drift in the machine's load spreads over every variant."""
-    return [name for i in range(rounds) for name in (variants if i % 2 == 0 else variants[::-1])]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=40.0, help="Measured seconds per variant.")
@@ -234,26 +228,21 @@ def main() -> None:
     variants = args.variants.split(",")
     if not {"plain", "recdrill"} <= set(variants) <= set(VARIANTS):
         parser.error(f"--variants must include plain and recdrill, from {VARIANTS}")
-    tool = args.tool if args.tool != "auto" else ("wrk" if shutil_which("wrk") else "httpx")
+    tool = pick_tool(args.tool)
     load_before = os.getloadavg()
     slot_s = args.duration / args.rounds
 
     with tempfile.TemporaryDirectory(prefix="rd-ray-", dir="/tmp") as tmp:
         work = Path(tmp)
         model_dir = work / "itemknn"
-        print(f"training itemknn on {args.data} ...", file=sys.stderr)
-        if recdrill_main(["train", "--data", args.data, "--model", "itemknn", "--out", str(model_dir)]) != 0:
-            raise SystemExit("training failed")
-        snapshot = ShopSnapshot.load(model_dir)
-        known = np.flatnonzero(snapshot.histories.lengths > 0)
-        picked = np.random.default_rng(0).permutation(known)[:N_USERS_CYCLED]
-        users = snapshot.user_ids[picked].tolist()
+        train_itemknn(args.data, model_dir)
+        users = sample_users(model_dir)
         model_ms = model_call_ms(model_dir, users)
 
         slots: dict[str, list[LoadResult]] = defaultdict(list)
         extras: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
         answers: dict[str, list[list[str]]] = {}
-        order = schedule(variants, args.rounds)
+        order = [name for _, name in schedule(variants, args.rounds)]  # ABC, CBA, ABC, ...
         i = 0
         while i < len(order):
             name = order[i]
@@ -282,26 +271,14 @@ def main() -> None:
         "same_top10_for_20_users": all(a == answers["plain"] for a in answers.values()),
         "ray_version": ray_version(),
         "schedule": order,
-        "load_tool": tool,
-        "duration_s": args.duration,
-        "n_rounds": args.rounds,
+        **load_settings(args, tool),
         "warmup_s": args.warmup,
-        "connections": args.connections,
         "replicas": REPLICAS,
         "cpus_per_replica": ray_options("plain").cpus_per_replica,
-        "data": args.data,
-        "model": "itemknn",
-        "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        **model_settings(args.data, load_before),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
     print_table(report, results)
-
-
-def drive(url: str, users: list[str], seconds: float, connections: int, tool: str, work: Path) -> LoadResult:
-    if tool == "wrk":
-        return run_wrk(url, users, seconds, connections, work / "load.lua")
-    return run_httpx(url, users, seconds, connections)
 
 
 def breakdown(slots: list[LoadResult], extras: dict[str, list[Any]], model_ms: float) -> dict[str, Any]:
@@ -325,12 +302,6 @@ def ray_version() -> str:
     import ray
 
     return str(ray.__version__)
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 def print_table(report: dict[str, Any], results: dict[str, LoadResult]) -> None:

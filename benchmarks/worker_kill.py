@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import signal
 import tempfile
 import threading
@@ -31,10 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
-from recdrill.cli import main as recdrill_main
+from common import machine_brief, percentile, run_httpx, train_itemknn, write_report
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.drills.replayer import Replayer, ReplayPlan, RequestRecord
@@ -45,28 +42,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "worker_kill.json"
 
 
 def capacity(url: str, users: tuple[str, ...], seconds: float, connections: int) -> float:
-    """Closed-loop requests per second the server sustains with ``connections`` in flight."""
-
-    async def drive() -> int:
-        done = 0
-        stop = time.monotonic() + seconds
-        limits = httpx.Limits(max_connections=connections)
-        async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as client:
-
-            async def loop(offset: int) -> None:
-                nonlocal done
-                i = offset
-                while time.monotonic() < stop:
-                    response = await client.post("/v1/recommend", json={"user_id": users[i % len(users)]})
-                    done += response.status_code == 200
-                    i += connections
-
-            await asyncio.gather(*(loop(c) for c in range(connections)))
-        return done
-
-    started = time.monotonic()
-    count = asyncio.run(drive())
-    return count / (time.monotonic() - started)
+    """Closed-loop requests per second the server answers (200) with ``connections`` in flight."""
+    result = run_httpx(url, users, seconds, connections)
+    return (result.requests - result.errors) / result.seconds
 
 
 def summarise(records: list[RequestRecord]) -> dict[str, Any]:
@@ -76,9 +54,9 @@ def summarise(records: list[RequestRecord]) -> dict[str, Any]:
         "failed_first_try": sum(not r.ok_first_try for r in records),
         "failed_after_retry": sum(not r.ok for r in records),
         "retried": sum(r.retried for r in records),
-        "p50_ms": float(np.percentile(latency, 50)),
-        "p99_ms": float(np.percentile(latency, 99)),
-        "max_ms": float(latency.max()),
+        "p50_ms": percentile(latency, 50),
+        "p99_ms": percentile(latency, 99),
+        "max_ms": percentile(latency, 100),
         "errors": sorted({r.error for r in records if r.error and r.retried})[:5],
     }
 
@@ -128,7 +106,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="worker_kill-"))
     model = work / "model"
-    assert recdrill_main(["train", "--data", args.data, "--model", "itemknn", "--out", str(model)]) == 0
+    train_itemknn(args.data, model)
     plan = ReplayPlan.from_fold(leave_one_out(load_dataset(args.data)).test)
     with ServerProcess(model, work / "state", workers=2) as server:
         capacity(server.url, plan.user_ids, 2.0, args.connections)  # warm-up, not measured
@@ -162,14 +140,9 @@ def main() -> None:
             ),
         },
         "data": args.data,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-        },
+        "machine": machine_brief(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
     print(
         json.dumps(
             {k: report[k] for k in ("requests", "failed_first_try", "failed_after_retry", "recovery_s")}

@@ -35,10 +35,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -120,7 +120,93 @@ class ServerStartError(RecdrillError):
     """The server process exited or did not become ready in time."""
 
 
-class ServerProcess:
+def spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` with ``env`` added to this environment, its output appended to ``log_path``.
+
+    It gets its own process group, so that a signal to the group reaches every process it starts
+    (uvicorn's workers, Ray's raylet and replicas).
+    """
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    url: str,
+    log_path: Path,
+    deadline: float,
+    *,
+    name: str = "server",
+    probe_timeout_s: float = 1.0,
+    interval_s: float = 0.1,
+) -> bool:
+    """Probe ``url/readyz`` until it answers 200 (True) or ``time.monotonic()`` passes ``deadline``
+    (False: the caller decides what to stop). Raises :class:`ServerStartError` naming the log's last
+    line as soon as the process exits, rather than waiting out the deadline."""
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise ServerStartError(f"{name} exited with code {process.returncode}: {tail[0]}")
+        try:
+            if httpx.get(url + "/readyz", timeout=probe_timeout_s).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(interval_s)
+    return False
+
+
+def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """``signum`` to the process group ``process`` leads (see :func:`spawn`); none if it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+class ChildServer:
+    """What :class:`ServerProcess` and the Ray one share: a child process started by ``start``,
+    its pid, and use as a context manager that stops it on the way out."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise ServerStartError("server is not running")
+        return self._process.pid
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def _terminate(self, timeout_s: float, *, whole_group: bool) -> None:
+        """SIGTERM (to the whole group, or to the server alone so that it can stop what it started
+        in order); SIGKILL to the group if it has not exited within ``timeout_s``."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        if whole_group:
+            signal_group(self._process, signal.SIGTERM)
+        else:
+            self._process.terminate()
+        try:
+            self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            signal_group(self._process, signal.SIGKILL)
+            self._process.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class ServerProcess(ChildServer):
     """``recdrill serve`` as a child process on a free loopback port.
 
     Example (not run here: it starts a server)::
@@ -150,17 +236,10 @@ class ServerProcess:
         self.port = free_port(host)
         self.ready_timeout_s = ready_timeout_s
         self.log_path = Path(log_path) if log_path else self.state_dir / "server.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise ServerStartError("server is not running")
-        return self._process.pid
 
     def worker_pids(self) -> list[int]:
         """The processes that answer requests: the spawned workers, or the server itself with one."""
@@ -188,7 +267,7 @@ class ServerProcess:
                 seen.add(int(response.headers[WORKER_HEADER]))
         return seen
 
-    def start(self) -> ServerProcess:
+    def start(self) -> Self:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
@@ -208,30 +287,16 @@ class ServerProcess:
             "--deadline-ms",
             str(self.deadline_ms),
         ]
-        env = {**os.environ, **SINGLE_THREAD_ENV}
+        env = dict(SINGLE_THREAD_ENV)
         if self.admin_key:
             env["RECDRILL_ADMIN_KEY"] = self.admin_key
-        with self.log_path.open("ab") as log:
-            # Its own process group, so stop/kill reach uvicorn's worker processes too.
-            self._process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self._wait_ready()
+        self._process = spawn(command, env, self.log_path)  # its group: stop/kill reach the workers
+        self._wait_ready(self._process)
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise ServerStartError(f"server exited with code {self._process.returncode}: {tail[0]}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
+        if not wait_ready(process, self.url, self.log_path, deadline):
             self.stop()
             raise ServerStartError(f"server at {self.url} was not ready after {self.ready_timeout_s:.0f} s")
         if self.workers > 1:  # one worker answering is not all of them: wait for every one
@@ -245,31 +310,10 @@ class ServerProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Ask the server to shut down; kill it if it has not within ``timeout_s``."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._signal_group(signal.SIGTERM)
-        try:
-            self._process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self._process.wait()
+        self._terminate(timeout_s, whole_group=True)
 
     def kill(self) -> None:
         """SIGKILL to the server and its workers, as a crash would: no shutdown code runs."""
         if self._process is not None and self._process.poll() is None:
-            self._signal_group(signal.SIGKILL)
+            signal_group(self._process, signal.SIGKILL)
             self._process.wait()
-
-    def _signal_group(self, signum: int) -> None:
-        if self._process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(self._process.pid, signum)
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

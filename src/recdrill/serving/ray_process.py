@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-import httpx
-
-from recdrill.serving.process import ServerStartError, free_port
+from recdrill.serving.process import ChildServer, ServerStartError, free_port, spawn, wait_ready
 from recdrill.serving.ray_backend import REPLICA_ENV, RayOptions
 
 
-class RayServerProcess:
+class RayServerProcess(ChildServer):
     """A Ray Serve deployment of the recdrill app in its own process (with its own local Ray cluster).
 
     Stopping sends SIGTERM to that process only: it then shuts Serve and Ray down in order, which
@@ -49,17 +44,10 @@ class RayServerProcess:
         self.ready_timeout_s = ready_timeout_s
         self.log_path = Path(log_path) if log_path else self.state_dir / "server.log"
         self.start_s = 0.0
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.options.http_host}:{self.options.http_port}"
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise ServerStartError("server is not running")
-        return self._process.pid
 
     def worker_pids(self) -> list[int]:
         """The replicas' processes (what a drill kills or pauses): descendants of this server."""
@@ -77,49 +65,31 @@ class RayServerProcess:
             "--cpus-per-replica", str(o.cpus_per_replica), "--ray-ingress", o.ingress,
         ]  # fmt: skip
 
-    def start(self) -> RayServerProcess:
+    def start(self) -> Self:
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **REPLICA_ENV}
+        env = dict(REPLICA_ENV)
         if self.admin_key:
             env["RECDRILL_ADMIN_KEY"] = self.admin_key
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.command(), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        while time.monotonic() < started + self.ready_timeout_s:
-            if self._process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise ServerStartError(f"Ray server exited with code {self._process.returncode}: {tail[0]}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2.0).status_code == 200:
-                    self.start_s = time.monotonic() - started
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        self._process = spawn(self.command(), env, self.log_path)
+        deadline = started + self.ready_timeout_s
+        if wait_ready(
+            self._process,
+            self.url,
+            self.log_path,
+            deadline,
+            name="Ray server",
+            probe_timeout_s=2.0,
+            interval_s=0.2,
+        ):
+            self.start_s = time.monotonic() - started
+            return self
         self.stop()
         raise ServerStartError(f"Ray server at {self.url} was not ready after {self.ready_timeout_s:.0f} s")
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """SIGTERM, so the server shuts Ray down; SIGKILL to its process group after ``timeout_s``."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
-
-    def __enter__(self) -> RayServerProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        self._terminate(timeout_s, whole_group=False)
 
 
 def _descendants(root: int) -> set[int]:
