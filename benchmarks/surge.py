@@ -69,9 +69,24 @@ class Client:
         self.port = port
         self.max_connections = max_connections
         self.open = 0
+        self.stale_retries = 0  # requests resent because their idle connection had been closed
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def post(self, body: bytes) -> int:
+        reused = bool(self._idle)
+        try:
+            return await self._post_once(body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            # The server closed this idle keep-alive connection (uvicorn drops them after 5 s) just as
+            # it was reused: nothing was answered, so resend once on a fresh connection, as HTTP
+            # clients do (RFC 9112 section 9.3.1).
+            self.stale_retries += 1
+            self._drop_idle()
+            return await self._post_once(body)
+
+    async def _post_once(self, body: bytes) -> int:
         if self._idle:
             reader, writer = self._idle.pop()
         elif self.open < self.max_connections:
@@ -105,6 +120,13 @@ class Client:
             self._idle.append((reader, writer))
         return status
 
+    def _drop_idle(self) -> None:
+        """Close every idle connection: after one went stale, the others idled as long or longer."""
+        for _, writer in self._idle:
+            writer.close()
+        self.open -= len(self._idle)
+        self._idle.clear()
+
     def close(self) -> None:
         for _, writer in self._idle:
             writer.close()
@@ -129,8 +151,11 @@ async def timed(client: Client, body: bytes, phase: str, scheduled: float, timeo
 
 async def open_loop(
     url: tuple[str, int], phases: list[tuple[str, float, float]], requests: list[bytes], timeout_s: float
-) -> list[Outcome]:
-    """Send at each phase's rate (requests/s) for its seconds, on schedule, never waiting for answers."""
+) -> tuple[list[Outcome], int]:
+    """Send at each phase's rate (requests/s) for its seconds, on schedule, never waiting for answers.
+
+    Returns the outcomes and how many requests were resent after finding their connection closed.
+    """
     loop = asyncio.get_running_loop()
     client = Client(*url, max_connections=4096)
     tasks: list[asyncio.Task[Outcome]] = []
@@ -149,7 +174,7 @@ async def open_loop(
             await asyncio.sleep(max(0.0, min(next_at, end) - loop.time()))
     outcomes = await asyncio.gather(*tasks)
     client.close()
-    return outcomes
+    return outcomes, client.stale_retries
 
 
 async def closed_loop(url: tuple[str, int], requests: list[bytes], seconds: float, concurrency: int) -> float:
@@ -241,7 +266,7 @@ def main() -> None:
                         file=sys.stderr,
                     )
                 print(f"{name}: surge x{args.multiplier:g} ...", file=sys.stderr)
-                outcomes = asyncio.run(open_loop(url, phases, requests, args.timeout_s))
+                outcomes, stale_retries = asyncio.run(open_loop(url, phases, requests, args.timeout_s))
                 time.sleep(1.0)
             finally:
                 server.stop()
@@ -249,6 +274,7 @@ def main() -> None:
                 **summarise(outcomes),
                 "surge": summarise([o for o in outcomes if o.phase == "surge"]),
                 "after": summarise([o for o in outcomes if o.phase == "after"]),
+                "stale_connection_resends": stale_retries,
             }
 
     ours = runs["recdrill"]
@@ -257,6 +283,7 @@ def main() -> None:
         **{key: ours[key] for key in ("requests", "ok", "shed_429", "errors_5xx", "availability", "p99_ms")},
         "timeouts": ours["timeouts"],
         "client_refused": ours["client_refused"],
+        "stale_connection_resends": ours["stale_connection_resends"],
         "surge": ours["surge"],
         "after": ours["after"],
         "baseline_no_admission": runs["baseline_no_admission"],
