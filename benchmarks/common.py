@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +37,10 @@ from recdrill.serving.process import ServerProcess
 
 K = 10
 N_USERS_CYCLED = 2000
+
+# A benchmark stopped with SIGTERM (``timeout``, CI) must still run its ``finally`` blocks, which stop
+# the servers it started: by default SIGTERM ends Python without them and leaves servers behind.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 # --- model and users -------------------------------------------------------------------------
 
