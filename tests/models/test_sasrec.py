@@ -24,7 +24,7 @@ from recdrill.models.sasrec import SASRecRecommender, _hold_out_last
 from recdrill.models.sequence_batches import left_pad, training_batches
 from recdrill.models.training_checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
 from recdrill.models.transformer import SASRecNet
-from tests.conftest import write_sequences_with_last
+from tests.conftest import make_shop, write_sequences_with_last
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
 
@@ -115,11 +115,34 @@ def test_refit_epochs_train_on_the_held_out_items_too(chain_shop: Dataset) -> No
 
 
 @pytest.mark.parametrize(
-    "params", [{"validation_share": 0.0}, {"validation_share": 1.5}, {"refit_epochs": -1}]
+    ("params", "named"),
+    [
+        ({"validation_share": -0.1}, "validation_share"),
+        ({"validation_share": 1.5}, "validation_share"),
+        ({"refit_epochs": -1}, "refit_epochs"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
+    ],
 )
-def test_bad_validation_settings_are_refused(chain_shop: Dataset, params: dict[str, float]) -> None:
-    with pytest.raises(ConfigError, match="validation_share"):
+def test_bad_training_settings_are_refused(chain_shop: Dataset, params: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
         SASRecRecommender(**FAST, max_epochs=1, **params).fit(chain_shop)
+
+
+def test_without_validation_it_trains_every_epoch_on_everything_and_keeps_the_last() -> None:
+    # The plain baseline's recipe: no hold-out, no early stopping, constant rate, no clipping.
+    plain = {"validation_share": 0.0, "lr_schedule": "constant", "grad_clip": 0.0, "warmup_epochs": 0.0}
+    # Item 19 only ever comes last, after 8: only a model that trains on last items can learn 8 -> 19.
+    rng = np.random.default_rng(4)
+    shop = make_shop([[*rng.integers(0, 8, size=3).tolist(), 8, 19] for _ in range(80)], n_items=20)
+    model = SASRecRecommender(**FAST, max_epochs=25, patience=1, refit_epochs=1, seed=3, **plain).fit(shop)
+    epochs = model.history_["epochs"]
+    # patience=1 cannot stop it and refit is skipped: exactly max_epochs epochs, the last one kept.
+    assert [e["epoch"] for e in epochs] == list(range(1, 26)) and model.history_["best_epoch"] == 25
+    assert all(np.isnan(e["val_ndcg10"]) for e in epochs) and np.isnan(model.history_["best_val_ndcg10"])
+    assert model.recommend([[1, 2, 8]], k=1).items[0, 0] == 19
+    validated = {"validation_share": 1.0, "refit_epochs": 0}
+    held_out = SASRecRecommender(**FAST, max_epochs=25, patience=25, seed=3, **validated).fit(shop)
+    assert held_out.recommend([[1, 2, 8]], k=1).items[0, 0] != 19
 
 
 RESUME_PARAMS = {**FAST, "max_len": 10, "max_epochs": 4, "patience": 4, "batch_size": 64}

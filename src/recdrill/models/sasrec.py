@@ -46,15 +46,19 @@ class SASRecRecommender(BaseRecommender):
             when the catalogue has prices; 0 = off.
         negatives: 0 for full-softmax cross-entropy over all items; N > 0 for a sampled softmax against
             N uniformly drawn items shared by the batch (accidental hits removed), about 20x cheaper per step.
-        lr, weight_decay, warmup_epochs, grad_clip: AdamW with linear warm-up then cosine decay.
+        lr, weight_decay, warmup_epochs, grad_clip: AdamW with linear warm-up, then ``lr_schedule``
+            (``"cosine"`` decay to zero where training will end, or ``"constant"``); gradients are
+            clipped to norm ``grad_clip`` (0 = no clipping).
         batch_size: sequences per step.
         max_epochs, patience: stop after ``patience`` epochs without a better validation NDCG@10.
         max_minutes: wall-time budget for ``fit`` (refit included); the best epoch so far is kept.
         validation_share: share of users (with 3+ items) whose last item is held out for validation;
             the rest train on their whole history, so the most recent transitions are not all lost
-            to validation.
+            to validation. 0 = no validation and no early stopping: train on everything for
+            ``max_epochs`` (or until ``max_minutes``) and keep the last weights.
         refit_epochs: after early stopping, this many epochs on every sequence including the held-out
-            items (learning rate annealed from where training stopped, at least a tenth of ``lr``).
+            items (learning rate annealed from where training stopped, at least a tenth of ``lr``);
+            skipped without validation.
         seed: makes training repeatable (same data, same seed, same weights on the same machine).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         verbose: show a progress bar with live loss and validation metrics on stderr.
@@ -80,6 +84,7 @@ class SASRecRecommender(BaseRecommender):
         "lr",
         "weight_decay",
         "warmup_epochs",
+        "lr_schedule",
         "grad_clip",
         "batch_size",
         "max_epochs",
@@ -118,6 +123,7 @@ class SASRecRecommender(BaseRecommender):
         lr: float = 1e-3,
         weight_decay: float = 0.05,
         warmup_epochs: float = 1.0,
+        lr_schedule: str = "cosine",
         grad_clip: float = 1.0,
         batch_size: int = 256,
         max_epochs: int = 200,
@@ -147,6 +153,7 @@ class SASRecRecommender(BaseRecommender):
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
+        self.lr_schedule = lr_schedule
         self.grad_clip = grad_clip
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -201,8 +208,14 @@ class SASRecRecommender(BaseRecommender):
     def _fit(self, dataset: Dataset) -> None:
         if self.max_len < 2 or self.batch_size < 1 or self.max_epochs < 1:
             raise ConfigError("SASRecRecommender needs max_len >= 2, batch_size >= 1 and max_epochs >= 1")
-        if not 0.0 < self.validation_share <= 1.0 or self.refit_epochs < 0:
-            raise ConfigError("SASRecRecommender needs 0 < validation_share <= 1 and refit_epochs >= 0")
+        if not 0.0 <= self.validation_share <= 1.0 or self.refit_epochs < 0:
+            raise ConfigError("SASRecRecommender needs 0 <= validation_share <= 1 and refit_epochs >= 0")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ConfigError(
+                f"The 'lr_schedule' parameter of SASRecRecommender must be cosine or constant, got {self.lr_schedule!r}"
+            )
+        validating = self.validation_share > 0
+        refit_epochs = self.refit_epochs if validating else 0
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         device = self._device()
@@ -216,7 +229,10 @@ class SASRecRecommender(BaseRecommender):
         self.net_ = self._build(dataset.n_items).to(device)
 
         sequences = dataset.sequences()
-        train, validation = _hold_out_last(dataset, sequences, self.validation_share, rng)
+        if validating:
+            train, validation = _hold_out_last(dataset, sequences, self.validation_share, rng)
+        else:
+            train, validation = sequences, None
         augmenter = Augmenter(
             self.crop_keep, self.mask_rate, self.reorder_span, self.category_rate, self.brand_rate
         )
@@ -233,8 +249,11 @@ class SASRecRecommender(BaseRecommender):
         horizon = [self.max_epochs * steps_per_epoch]
 
         def learning_rate(step: int) -> float:
+            ramp = min(1.0, (step + 1) / warmup)
+            if self.lr_schedule == "constant":
+                return ramp
             progress = min(step, horizon[0]) / horizon[0]
-            return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+            return ramp * 0.5 * (1 + math.cos(math.pi * progress))
 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate)
         progress = TrainingProgress(horizon_steps=horizon[0])
@@ -272,7 +291,8 @@ class SASRecRecommender(BaseRecommender):
                 loss = trainer(inputs.to(device), targets.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainer.parameters(), self.grad_clip)
+                if self.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(trainer.parameters(), self.grad_clip)
                 optimizer.step()
                 schedule.step()
                 losses.append(float(loss.detach()))
@@ -285,10 +305,14 @@ class SASRecRecommender(BaseRecommender):
                 break
             epoch_started = time.monotonic()
             mean_loss = run_epoch(train)
-            score = evaluate(self, validation, model_name=self.kind, list_size=0).metrics["NDCG@10"]
+            score = (
+                evaluate(self, validation, model_name=self.kind, list_size=0).metrics["NDCG@10"]
+                if validation is not None
+                else math.nan
+            )
             if epoch == 1:
                 epoch_seconds = max(time.monotonic() - started, 1e-3)
-                affordable = int((budget_s - self.refit_epochs * epoch_seconds) / epoch_seconds)
+                affordable = int((budget_s - refit_epochs * epoch_seconds) / epoch_seconds)
                 horizon[0] = p.horizon_steps = int(
                     same_everywhere(float(max(2, min(self.max_epochs, affordable)) * steps_per_epoch))
                 )
@@ -301,7 +325,9 @@ class SASRecRecommender(BaseRecommender):
                     "epoch_seconds": time.monotonic() - epoch_started,
                 }
             )
-            if score > p.best_score:
+            if validation is None:
+                p.best_epoch = epoch  # no validation: the last epoch is the model
+            elif score > p.best_score:
                 p.best_score, p.best_epoch, p.stale = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
             else:
@@ -315,7 +341,7 @@ class SASRecRecommender(BaseRecommender):
             # Epochs slow down when the machine gets busy: plan with the slowest of the last few, and
             # never start an epoch (or leave too little for the refit) that would overrun the budget.
             slowest = max(e["epoch_seconds"] for e in p.log[-3:])
-            p.reserve_s = self.refit_epochs * slowest
+            p.reserve_s = refit_epochs * slowest
             p.epoch, p.elapsed_s = epoch, time.monotonic() - started
             out_of_time = p.elapsed_s + slowest + p.reserve_s > budget_s
             p.done = agree(p.stale >= self.patience or out_of_time or epoch == self.max_epochs)
@@ -324,14 +350,14 @@ class SASRecRecommender(BaseRecommender):
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)
-        if self.refit_epochs:
+        if refit_epochs:
             # Anneal from the rate the best epoch ended with (at least lr/10) to zero.
             start_rate = max(learning_rate(p.best_epoch * steps_per_epoch), 0.1)
-            refit_steps = self.refit_epochs * steps_per_epoch
+            refit_steps = refit_epochs * steps_per_epoch
             schedule = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: start_rate * max(0.0, 1 - step / refit_steps)
             )
-            for _ in range(self.refit_epochs):
+            for _ in range(refit_epochs):
                 p.log.append(
                     {
                         "epoch": len(p.log) + 1,
@@ -341,7 +367,8 @@ class SASRecRecommender(BaseRecommender):
                     }
                 )
         self.net_.eval()
-        self.history_ = {"epochs": p.log, "best_epoch": p.best_epoch, "best_val_ndcg10": p.best_score}
+        best_val = p.best_score if validating else math.nan
+        self.history_ = {"epochs": p.log, "best_epoch": p.best_epoch, "best_val_ndcg10": best_val}
         if checkpoint is not None and rank == 0:
             checkpoint.unlink(missing_ok=True)  # the finished model is saved by the caller
 
