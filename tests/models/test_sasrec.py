@@ -123,7 +123,9 @@ def test_refit_epochs_train_on_the_held_out_items_too(chain_shop: Dataset) -> No
         ({"lr_schedule": "linear"}, "lr_schedule"),
     ],
 )
-def test_bad_training_settings_are_refused(chain_shop: Dataset, params: dict[str, object], named: str) -> None:
+def test_bad_training_settings_are_refused(
+    chain_shop: Dataset, params: dict[str, object], named: str
+) -> None:
     with pytest.raises(ConfigError, match=named):
         SASRecRecommender(**FAST, max_epochs=1, **params).fit(chain_shop)
 

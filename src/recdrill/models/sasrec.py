@@ -212,7 +212,8 @@ class SASRecRecommender(BaseRecommender):
             raise ConfigError("SASRecRecommender needs 0 <= validation_share <= 1 and refit_epochs >= 0")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(
-                f"The 'lr_schedule' parameter of SASRecRecommender must be cosine or constant, got {self.lr_schedule!r}"
+                "The 'lr_schedule' parameter of SASRecRecommender must be cosine or constant, "
+                f"got {self.lr_schedule!r}"
             )
         validating = self.validation_share > 0
         refit_epochs = self.refit_epochs if validating else 0
