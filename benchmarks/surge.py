@@ -17,8 +17,8 @@ over the whole run: ``multiplier``, ``requests``, ``ok``, ``shed_429``, ``errors
 ``availability`` (share answered 200 or 429 within the timeout) and ``p99_ms`` (of requests answered
 200); ``surge`` the same for the surge phase only; ``baseline_no_admission`` both for the baseline.
 
-The load generator is a small HTTP/1.1 keep-alive client on asyncio streams: httpx costs about a
-millisecond of CPU per request, too much to offer a surge from the same two cores.
+The load generator is the small HTTP/1.1 keep-alive client of ``light_client.py``: httpx costs about
+a millisecond of CPU per request, too much to offer a surge from the same two cores.
 
 Run: ``python benchmarks/surge.py [--multiplier 5] [--surge-s 20]``
 """
@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,154 +45,10 @@ from common import (
     train_itemknn,
     write_report,
 )
+from light_client import LOST, REFUSED, TIMEOUT, Outcome, bodies, closed_loop, open_loop
 from recdrill.serving.config import ServeConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "surge.json"
-TIMEOUT = 0  # status recorded for a request the client gave up on
-REFUSED = -1  # status recorded for a request that found no connection (client at its limit)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    phase: str
-    status: int
-    latency_s: float
-
-
-class Client:
-    """HTTP/1.1 keep-alive connections to one server; a new one whenever none is idle."""
-
-    def __init__(self, host: str, port: int, max_connections: int) -> None:
-        self.host = host
-        self.port = port
-        self.max_connections = max_connections
-        self.open = 0
-        self.stale_retries = 0  # requests resent because their idle connection had been closed
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def post(self, body: bytes) -> int:
-        reused = bool(self._idle)
-        try:
-            return await self._post_once(body)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            if not reused:
-                raise
-            # The server closed this idle keep-alive connection (uvicorn drops them after 5 s) just as
-            # it was reused: nothing was answered, so resend once on a fresh connection, as HTTP
-            # clients do (RFC 9112 section 9.3.1).
-            self.stale_retries += 1
-            self._drop_idle()
-            return await self._post_once(body)
-
-    async def _post_once(self, body: bytes) -> int:
-        if self._idle:
-            reader, writer = self._idle.pop()
-        elif self.open < self.max_connections:
-            self.open += 1
-            try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError:
-                self.open -= 1
-                return REFUSED
-        else:
-            return REFUSED
-        try:
-            writer.write(
-                b"POST /v1/recommend HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (self.host.encode(), len(body), body)
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            lines = head.decode("latin-1").lower().split("\r\n")
-            lengths = [int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:")]
-            length = lengths[0] if lengths else 0
-            await reader.readexactly(length)
-        except BaseException:
-            self.open -= 1
-            writer.close()
-            raise
-        if any(line.startswith("connection: close") for line in lines):
-            self.open -= 1
-            writer.close()
-        else:
-            self._idle.append((reader, writer))
-        return status
-
-    def _drop_idle(self) -> None:
-        """Close every idle connection: after one went stale, the others idled as long or longer."""
-        for _, writer in self._idle:
-            writer.close()
-        self.open -= len(self._idle)
-        self._idle.clear()
-
-    def close(self) -> None:
-        for _, writer in self._idle:
-            writer.close()
-        self._idle.clear()
-
-
-def bodies(users: list[str]) -> list[bytes]:
-    return [json.dumps({"user_id": user, "k": K}).encode() for user in users]
-
-
-async def timed(client: Client, body: bytes, phase: str, scheduled: float, timeout_s: float) -> Outcome:
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(timeout_s):
-            status = await client.post(body)
-    except TimeoutError:
-        status = TIMEOUT
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-        status = REFUSED
-    return Outcome(phase, status, loop.time() - scheduled)
-
-
-async def open_loop(
-    url: tuple[str, int], phases: list[tuple[str, float, float]], requests: list[bytes], timeout_s: float
-) -> tuple[list[Outcome], int]:
-    """Send at each phase's rate (requests/s) for its seconds, on schedule, never waiting for answers.
-
-    Returns the outcomes and how many requests were resent after finding their connection closed.
-    """
-    loop = asyncio.get_running_loop()
-    client = Client(*url, max_connections=4096)
-    tasks: list[asyncio.Task[Outcome]] = []
-    next_at = loop.time() + 0.05
-    sent = 0
-    for phase, rate, seconds in phases:
-        end = next_at + seconds
-        interval = 1.0 / rate
-        while next_at < end:
-            now = loop.time()
-            while next_at <= now and next_at < end:  # everything due: sleep granularity is ~1 ms
-                body = requests[sent % len(requests)]
-                tasks.append(asyncio.create_task(timed(client, body, phase, next_at, timeout_s)))
-                sent += 1
-                next_at += interval
-            await asyncio.sleep(max(0.0, min(next_at, end) - loop.time()))
-    outcomes = await asyncio.gather(*tasks)
-    client.close()
-    return outcomes, client.stale_retries
-
-
-async def closed_loop(url: tuple[str, int], requests: list[bytes], seconds: float, concurrency: int) -> float:
-    """Answers per second with ``concurrency`` clients each sending the next request at once."""
-    client = Client(*url, max_connections=concurrency)
-    answered = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(offset: int) -> None:
-        nonlocal answered
-        i = offset
-        while time.perf_counter() < stop:
-            status = await client.post(requests[i % len(requests)])
-            answered += status == 200
-            i += concurrency
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    client.close()
-    return answered / (time.perf_counter() - started)
 
 
 def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -210,6 +64,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "errors_5xx": int((statuses >= 500).sum()),
         "timeouts": int((statuses == TIMEOUT).sum()),
         "client_refused": int((statuses == REFUSED).sum()),
+        "connection_lost": int((statuses == LOST).sum()),
         "other_status": int(
             ((statuses > 0) & (statuses != 200) & (statuses != 429) & (statuses < 500)).sum()
         ),
@@ -242,7 +97,7 @@ def main() -> None:
         work = Path(tmp)
         model_dir = work / "itemknn"
         train_itemknn(args.data, model_dir)
-        requests = bodies(sample_users(model_dir))
+        requests = bodies(sample_users(model_dir), K)
 
         runs: dict[str, dict[str, Any]] = {}
         capacity = 0.0

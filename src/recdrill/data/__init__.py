@@ -1,14 +1,38 @@
-"""Shop data: the dataset type, loaders, the synthetic shop, splits and the data-quality report."""
+"""Shop data: the dataset type, loaders, the synthetic shop, splits and the data-quality report.
 
-from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions, Judgements, Relevance
-from recdrill.data.loading import load_dataset
-from recdrill.data.online_retail import load_online_retail
-from recdrill.data.quality import DataQualityReport
-from recdrill.data.ragged import Ragged
-from recdrill.data.sequences import load_sequences
-from recdrill.data.shopsim import DriftConfig, ShopSim, ShopSimConfig
-from recdrill.data.splits import EvalFold, Split, leave_one_out, time_split, time_split_by_fraction
-from recdrill.data.tabular import ColumnMapping, load_interactions, parse_column_mapping
+The names below are imported on first use (PEP 562), so a serving worker that needs only
+``recdrill.data.ragged`` does not pay for pandas and the loaders when it starts (or restarts).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Catalog": "dataset",
+    "Dataset": "dataset",
+    "EventType": "dataset",
+    "Interactions": "dataset",
+    "Judgements": "dataset",
+    "Relevance": "dataset",
+    "load_dataset": "loading",
+    "load_online_retail": "online_retail",
+    "DataQualityReport": "quality",
+    "Ragged": "ragged",
+    "load_sequences": "sequences",
+    "DriftConfig": "shopsim",
+    "ShopSim": "shopsim",
+    "ShopSimConfig": "shopsim",
+    "EvalFold": "splits",
+    "Split": "splits",
+    "leave_one_out": "splits",
+    "time_split": "splits",
+    "time_split_by_fraction": "splits",
+    "ColumnMapping": "tabular",
+    "load_interactions": "tabular",
+    "parse_column_mapping": "tabular",
+}
 
 __all__ = [
     "Catalog",
@@ -34,3 +58,23 @@ __all__ = [
     "time_split",
     "time_split_by_fraction",
 ]
+
+if TYPE_CHECKING:
+    from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions, Judgements, Relevance
+    from recdrill.data.loading import load_dataset
+    from recdrill.data.online_retail import load_online_retail
+    from recdrill.data.quality import DataQualityReport
+    from recdrill.data.ragged import Ragged
+    from recdrill.data.sequences import load_sequences
+    from recdrill.data.shopsim import DriftConfig, ShopSim, ShopSimConfig
+    from recdrill.data.splits import EvalFold, Split, leave_one_out, time_split, time_split_by_fraction
+    from recdrill.data.tabular import ColumnMapping, load_interactions, parse_column_mapping
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'recdrill.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"recdrill.data.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
