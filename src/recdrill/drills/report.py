@@ -10,11 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
-import matplotlib.pyplot as plt
-
 TIER_COLOURS = {"primary": "#2b8cbe", "popular": "#fdae61"}
 FAULT_COLOURS = {
     "latency": "#fee08b",
@@ -43,6 +38,13 @@ def write_report(journal: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pa
 
 def timeline_png(journal: dict[str, Any]) -> bytes:
     """The four-panel timeline: traffic and errors, latency, tier mix, quality; faults shaded."""
+    # Imported here, not at the top: matplotlib costs half a second, and every CLI command (and each
+    # worker a console-script ``recdrill serve`` spawns) would pay it.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
+    import matplotlib.pyplot as plt
+
     rows = journal["timeline"]
     t = [r["t"] + 0.5 for r in rows]
     fig, axes = plt.subplots(4, 1, figsize=(11, 10), sharex=True, constrained_layout=True)
