@@ -116,17 +116,27 @@ def run_one(
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread per (dataset, config, budget, threads), and ours vs plain at each budget."""
     table: dict[str, dict[str, Any]] = {}
     for run in runs:
-        key = f"{run['dataset']}/{run['config']}"
-        table.setdefault(key, {"dataset": run["dataset"], "config": run["config"], "runs": []})[
-            "runs"
-        ].append(run)
+        threads = run.get("threads", 2)
+        key = f"{run['dataset']}/{run['config']}/{run['minutes_budget']:g}min/{threads}t"
+        table.setdefault(
+            key,
+            {
+                "dataset": run["dataset"],
+                "config": run["config"],
+                "minutes_budget": run["minutes_budget"],
+                "threads": threads,
+                "runs": [],
+            },
+        )["runs"].append(run)
     for row in table.values():
         ndcg = [r["test"]["NDCG@10"] for r in row["runs"]]
         hr = [r["test"]["HR@10"] for r in row["runs"]]
         row.update(
             seeds=[r["seed"] for r in row["runs"]],
+            ndcg10=ndcg,
             ndcg10_mean=statistics.mean(ndcg),
             ndcg10_sd=statistics.stdev(ndcg) if len(ndcg) > 1 else 0.0,
             hr10_mean=statistics.mean(hr),
@@ -136,12 +146,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         )
         del row["runs"]
     ratios = {}
-    for name in FILES:
-        ours, plain = table.get(f"{name}/ours"), table.get(f"{name}/plain")
-        if ours and plain:
-            ratios[name] = {
-                "ours_vs_plain_ndcg10": ours["ndcg10_mean"] / plain["ndcg10_mean"],
-                "ours_vs_published_sasrec_ndcg10": ours["ndcg10_mean"] / PUBLISHED[name]["SASRec"]["NDCG@10"],
+    for row in table.values():
+        if row["config"] != "ours":
+            continue
+        plain = table.get(f"{row['dataset']}/plain/{row['minutes_budget']:g}min/{row['threads']}t")
+        if plain:
+            name = row["dataset"]
+            ratios[f"{name}/{row['minutes_budget']:g}min"] = {
+                "ours_vs_plain_ndcg10": row["ndcg10_mean"] / plain["ndcg10_mean"],
+                "ours_vs_published_sasrec_ndcg10": row["ndcg10_mean"] / PUBLISHED[name]["SASRec"]["NDCG@10"],
+                "seeds_ours": row["seeds"],
+                "seeds_plain": plain["seeds"],
             }
     return {
         "machine": platform.platform(),
@@ -192,7 +207,8 @@ def main() -> int:
     (RESULTS / "quality.json").write_text(json.dumps(summary, indent=2))
     for row in summary["table"]:
         print(
-            f"{row['dataset']:<7}{row['config']:<28}NDCG@10 {row['ndcg10_mean']:.4f} ± {row['ndcg10_sd']:.4f}"
+            f"{row['dataset']:<7}{row['config']:<32}{row['minutes_budget']:>4g} min {row['threads']}t  "
+            f"NDCG@10 {row['ndcg10_mean']:.4f} ± {row['ndcg10_sd']:.4f} (n={len(row['seeds'])})"
             f"  HR@10 {row['hr10_mean']:.4f}  {row['fit_minutes_mean']:.1f} min"
             f"  {row['epochs_mean']:.0f} epochs"
         )

@@ -8,9 +8,17 @@ The hierarchy::
     │   ├── DataFormatError            a file is malformed (names file, line) (exit 4)
     │   └── DataSchemaError            a column or field is missing/unknown   (exit 4)
     ├── ConfigError (ValueError)       a parameter or option has a bad value  (exit 2)
-    └── ModelError                     a model cannot be used
-        ├── NotFittedError             predicting before ``fit``
-        └── ModelFileError             a saved model is missing, corrupt or for other data (exit 5)
+    ├── ModelError                     a model cannot be used
+    │   ├── NotFittedError             predicting before ``fit``
+    │   └── ModelFileError             a saved model is missing, corrupt or for other data (exit 5)
+    └── RegistryError                  the model registry cannot do what was asked (exit 6)
+        ├── VersionNotFoundError       no such registered version
+        ├── StageError                 a promotion or rollback the stage rules forbid
+        ├── KeyMaterialError           a signing or data key is missing or unusable
+        └── ArtifactRefusedError       a stored artifact failed verification (exit 7); its reason:
+            ├── UnsignedArtifactError, BadSignatureError, ForeignSignatureError,
+            └── ManifestEditedError, DigestMismatchError, TruncatedFileError, MissingFileError,
+                DecryptionError (wrong data key)
 
 Input errors subclass ``ValueError`` so that generic callers can still catch them as such.
 Foreign exceptions are wrapped at the boundary with ``raise ... from exc``.
@@ -88,3 +96,64 @@ class ModelFileError(ModelError, ValueError):
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
         super().__init__(f"{self.path}: {problem}")
+
+
+class RegistryError(RecdrillError):
+    """The model registry cannot do what was asked."""
+
+    exit_code = 6
+
+
+class VersionNotFoundError(RegistryError, ValueError):
+    """No registered version has this id."""
+
+
+class StageError(RegistryError, ValueError):
+    """A promotion or rollback that the stage rules forbid."""
+
+
+class KeyMaterialError(RegistryError):
+    """A signing or data key is missing, malformed or of the wrong type (never echoes the key)."""
+
+
+class ArtifactRefusedError(RegistryError):
+    """A stored artifact failed verification and must not be loaded; ``reason`` is a stable slug."""
+
+    exit_code = 7
+    reason = "refused"
+
+    def __init__(self, version: str, problem: str) -> None:
+        self.version = version
+        super().__init__(f"{version}: refused ({self.reason}): {problem}")
+
+
+class UnsignedArtifactError(ArtifactRefusedError):
+    reason = "unsigned"
+
+
+class BadSignatureError(ArtifactRefusedError):
+    reason = "bad signature"
+
+
+class ForeignSignatureError(ArtifactRefusedError):
+    reason = "signed by another key"
+
+
+class ManifestEditedError(ArtifactRefusedError):
+    reason = "manifest edited"
+
+
+class DigestMismatchError(ArtifactRefusedError):
+    reason = "digest mismatch"
+
+
+class TruncatedFileError(ArtifactRefusedError):
+    reason = "truncated file"
+
+
+class MissingFileError(ArtifactRefusedError):
+    reason = "missing file"
+
+
+class DecryptionError(ArtifactRefusedError):
+    reason = "wrong data key"
