@@ -1,0 +1,42 @@
+"""The ``keys`` command group: create the registry's keys and rotate the data key.
+
+Commands print key file paths and key ids (one-way fingerprints), never key material.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from recdrill.cli.app import cli
+from recdrill.cli.registry import home_option, open_registry
+from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, init_keys, recdrill_home
+
+
+@cli.group("keys")
+def keys() -> None:
+    """Keys for signing and encrypting models (kept outside the repository, mode 0600)."""
+
+
+@keys.command("init")
+@home_option
+def init_command(home: Path | None) -> None:
+    """Create the signing key and data key under RECDRILL_HOME/keys/ if they are missing."""
+    root = home if home is not None else recdrill_home()
+    made = init_keys(root)
+    for path in made:
+        click.echo(f"created {path}")
+    if not made:
+        click.echo(f"keys already present in {root / 'keys'} (left unchanged)")
+    click.echo(
+        f"note: {SIGNING_KEY_ENV} / {DATA_KEY_ENV}, when set, take precedence over the files", err=True
+    )
+
+
+@keys.command("rotate-data-key")
+@home_option
+def rotate_command(home: Path | None) -> None:
+    """Re-encrypt every stored model under a new data key, re-sign it, then retire the old key."""
+    rotation = open_registry(home).rotate_data_key()
+    click.echo(f"re-encrypted {len(rotation.versions)} artifact(s); data key is now {rotation.new_key_id}")

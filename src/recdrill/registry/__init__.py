@@ -1,0 +1,52 @@
+"""The model registry: content-addressed, signed, encrypted model artifacts with stages and rollback.
+
+The names below are imported on first use (PEP 562): the signing library and the model loaders
+cost a quarter of a second to import, which commands that never touch the registry should not pay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "VersionRow": "catalog",
+    "DataKey": "keys",
+    "DataKeyring": "keys",
+    "init_keys": "keys",
+    "recdrill_home": "keys",
+    "ManifestRecord": "manifest",
+    "StoredFile": "manifest",
+    "Registry": "registry",
+    "Rotation": "registry",
+    "Stage": "stages",
+}
+
+__all__ = [
+    "DataKey",
+    "DataKeyring",
+    "ManifestRecord",
+    "Registry",
+    "Rotation",
+    "Stage",
+    "StoredFile",
+    "VersionRow",
+    "init_keys",
+    "recdrill_home",
+]
+
+if TYPE_CHECKING:
+    from recdrill.registry.catalog import VersionRow
+    from recdrill.registry.keys import DataKey, DataKeyring, init_keys, recdrill_home
+    from recdrill.registry.manifest import ManifestRecord, StoredFile
+    from recdrill.registry.registry import Registry, Rotation
+    from recdrill.registry.stages import Stage
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'recdrill.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"recdrill.registry.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
