@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,18 @@ import pytest
 from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_recdrill_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point RECDRILL_HOME at an empty folder for the whole run: a real ``~/.recdrill/keys.db`` would
+    switch key checking on in every test server, and tests must never touch a user's registry."""
+    home = tmp_path_factory.mktemp("recdrill-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECDRILL_HOME", str(home))
+        for name in ("RECDRILL_KEY_STORE", "RECDRILL_SIGNING_KEY", "RECDRILL_DATA_KEY", "RECDRILL_ADMIN_KEY"):
+            patch.delenv(name, raising=False)
+        yield home
 
 
 def make_shop(sequences: list[list[int]], n_items: int, categories: list[int] | None = None) -> Dataset:

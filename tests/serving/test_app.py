@@ -273,10 +273,10 @@ def test_admin_faults_need_the_right_key(api: httpx.Client) -> None:
     body = {"kind": "latency", "latency_ms": 10, "ttl_s": 30}
     missing = api.post("/admin/faults", json=body)
     assert missing.status_code == 401 and "X-API-Key" in missing.json()["error"]
-    assert api.post("/admin/faults", json=body, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert api.post("/admin/faults", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
     assert api.get("/admin/faults").status_code == 401
-    assert api.get("/admin/faults", headers={"X-API-Key": "wrong"}).status_code == 403
-    assert api.delete("/admin/faults/whatever", headers={"X-API-Key": "wrong"}).status_code == 403
+    assert api.get("/admin/faults", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert api.delete("/admin/faults/whatever", headers={"X-API-Key": "wrong"}).status_code == 401
     assert api.get("/admin/faults", headers=ADMIN).json() == []  # the refused calls added nothing
 
     created = api.post("/admin/faults", json=body, headers=ADMIN)

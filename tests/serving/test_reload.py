@@ -132,7 +132,7 @@ def test_a_folder_that_does_not_exist_is_refused_by_name(api: httpx.Client, tmp_
     assert refused.status_code == 422 and "no such model folder" in refused.json()["error"]
 
 
-@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "wrong"}, 403)])
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "wrong"}, 401)])
 def test_reload_needs_the_admin_key(api: httpx.Client, headers: dict[str, str], status: int) -> None:
     serving = version(api)
     response = api.post("/admin/models/reload", headers=headers)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from recdrill.cli.api_keys import API_KEY_COMMANDS
 from recdrill.cli.app import cli
 from recdrill.cli.registry import home_option, open_registry
 from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, init_keys, recdrill_home
@@ -40,3 +41,8 @@ def rotate_command(home: Path | None) -> None:
     """Re-encrypt every stored model under a new data key, re-sign it, then retire the old key."""
     rotation = open_registry(home).rotate_data_key()
     click.echo(f"re-encrypted {len(rotation.versions)} artifact(s); data key is now {rotation.new_key_id}")
+
+
+# API keys with roles (create, revoke, list, audit) live beside the key material commands.
+for _command in API_KEY_COMMANDS:
+    keys.add_command(_command)

@@ -2,14 +2,18 @@
 hot model reload.
 
 ``create_app(config)`` builds the app; ``app_from_env()`` is the factory uvicorn workers call.
-Middleware, outermost first: metrics (counts every answer, 429s included), admission control.
+Middleware, outermost first: metrics (counts every answer, 429s included), audit log, admission
+control.
+
+Access: every endpoint but ``/healthz``, ``/readyz`` and ``/metrics`` needs a role
+(``recdrill.security.access``): reader for recommendations, writer for feedback, operator for
+faults, admin for models. Without a key store (see ``ServeConfig.key_store``) the reader and writer
+endpoints are open to anyone, which suits the demo; production should configure API keys.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -25,6 +29,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recdrill.errors import RecdrillError
+from recdrill.security.access import ACCESS_STATE, API_KEY_HEADER, AccessControl, require_role
+from recdrill.security.audit import AuditMiddleware
+from recdrill.security.roles import Role
 from recdrill.serving.admission import SHED_ROUTE_KEY, AdmissionControl
 from recdrill.serving.cache import CachedList, LastGoodCache
 from recdrill.serving.chain import Generation, Shared, load_generation
@@ -39,7 +46,7 @@ from recdrill.serving.tiers import TierRequest
 
 log = logging.getLogger(__name__)
 HISTORY_LENGTH = 50
-ADMIN_KEY_HEADER = "X-API-Key"
+ADMIN_KEY_HEADER = API_KEY_HEADER  # the name before there were roles
 
 
 @dataclass
@@ -67,10 +74,24 @@ class ServingState:
 def create_app(config: ServeConfig) -> FastAPI:
     """The recdrill serving app for one worker; the model is loaded at start-up (see ``/readyz``)."""
     metrics = ServingMetrics()
+    access = AccessControl(
+        config.key_store,
+        config.admin_key_sha256,
+        config.state_dir / "audit.db",
+        config.key_rate_per_s,
+        config.key_burst,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.serving = state = _load_state(config, metrics)
+        access.open()
+        if not access.keys_required:
+            log.warning("no API key store: reader and writer endpoints are open to anyone")
+        try:
+            app.state.serving = state = _load_state(config, metrics)
+        except BaseException:
+            access.close()
+            raise
         follower = asyncio.create_task(state.reloader.follow(state))
         try:
             yield
@@ -80,18 +101,15 @@ def create_app(config: ServeConfig) -> FastAPI:
             state.generation.close()
             state.faults.close()
             state.feedback.close()
+            access.close()
 
     app = FastAPI(title="recdrill", lifespan=lifespan)
+    setattr(app.state, ACCESS_STATE, access)
     app.add_middleware(AdmissionControl, limit=config.max_in_flight, metrics=metrics)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
-
-    def require_admin(request: Request) -> None:
-        key = request.headers.get(ADMIN_KEY_HEADER)
-        if not key:
-            raise HTTPException(401, detail=f"missing {ADMIN_KEY_HEADER} header")
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        if config.admin_key_sha256 is None or not hmac.compare_digest(digest, config.admin_key_sha256):
-            raise HTTPException(403, detail="this key may not administer this server")
+    reader, writer = [Depends(require_role(Role.READER))], [Depends(require_role(Role.WRITER))]
+    operator, admin = [Depends(require_role(Role.OPERATOR))], [Depends(require_role(Role.ADMIN))]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,7 +126,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         log.exception("unhandled error: %s", type(exc).__name__)
         return JSONResponse({"error": "internal error"}, status_code=500)
 
-    @app.post("/v1/recommend")
+    @app.post("/v1/recommend", dependencies=reader)
     async def recommend(body: RecommendRequest, s: Loaded) -> JSONResponse:
         started = time.perf_counter()
         g = s.generation  # this request's model version, whatever a reload does meanwhile
@@ -135,7 +153,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             }
         )
 
-    @app.post("/v1/feedback")
+    @app.post("/v1/feedback", dependencies=writer)
     async def feedback(body: FeedbackRequest, s: Loaded) -> JSONResponse:
         event = FeedbackEvent(body.user_id, body.item_id, body.event, body.ts, body.event_id)
         try:
@@ -161,17 +179,17 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.post("/admin/faults", status_code=201, dependencies=[Depends(require_admin)])
+    @app.post("/admin/faults", status_code=201, dependencies=operator)
     async def add_fault(body: FaultRequest, s: Loaded) -> dict[str, Any]:
         fault = s.faults.add(body.point, body.kind, body.ttl_s, body.latency_ms, body.rate)
         log.warning("fault %s injected: %s at %s for %.0f s", fault.id, fault.kind, fault.point, body.ttl_s)
         return fault.to_dict()
 
-    @app.get("/admin/faults", dependencies=[Depends(require_admin)])
+    @app.get("/admin/faults", dependencies=operator)
     async def list_faults(s: Loaded) -> list[dict[str, Any]]:
         return [f.to_dict() for f in s.faults.active()]
 
-    @app.post("/admin/models/reload", dependencies=[Depends(require_admin)])
+    @app.post("/admin/models/reload", dependencies=admin)
     async def reload_model(s: Loaded, body: ReloadRequest | None = None) -> JSONResponse:
         folder = Path(body.model_dir) if body is not None and body.model_dir else None
         try:
@@ -197,7 +215,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             }
         )
 
-    @app.delete("/admin/faults/{fault_id}", dependencies=[Depends(require_admin)])
+    @app.delete("/admin/faults/{fault_id}", dependencies=operator)
     async def remove_fault(fault_id: str, s: Loaded) -> dict[str, str]:
         if not s.faults.remove(fault_id):
             raise HTTPException(404, detail=f"no active fault {fault_id!r}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recdrill.errors import ConfigError
+from recdrill.security.keystore import ENV_KEY_STORE, served_key_store_path
 
 ENV_MODEL = "RECDRILL_MODEL"
 ENV_STATE_DIR = "RECDRILL_STATE_DIR"
@@ -38,6 +39,8 @@ _KNOBS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "cache_ttl_s": ("RECDRILL_CACHE_TTL_S", float, "a number"),
     "breaker_open_s": ("RECDRILL_BREAKER_OPEN_S", float, "a number"),
     "breaker_min_calls": ("RECDRILL_BREAKER_MIN_CALLS", int, "an integer"),
+    "key_rate_per_s": ("RECDRILL_KEY_RATE_PER_S", float, "a number"),
+    "key_burst": ("RECDRILL_KEY_BURST", int, "an integer"),
 }
 
 
@@ -58,6 +61,10 @@ class ServeConfig:
         batching, batch_max, batch_wait_ms: micro-batching of model calls (see ``batching.py``).
         cache_users, cache_ttl_s: size and time-to-live of the last-good cache per worker.
         breaker_open_s, breaker_min_calls: circuit breaker cool-down and minimum calls to trip.
+        key_store: the API-key store to enforce (``recdrill.security``); None: reader and writer
+            endpoints are open. ``from_env`` takes ``RECDRILL_KEY_STORE``, else
+            ``RECDRILL_HOME/keys.db`` when it exists.
+        key_rate_per_s, key_burst: each API key's default token bucket, per worker.
     """
 
     model_dir: Path
@@ -73,6 +80,9 @@ class ServeConfig:
     cache_ttl_s: float = 600.0
     breaker_open_s: float = 3.0
     breaker_min_calls: int = 20
+    key_store: Path | None = None
+    key_rate_per_s: float = 100.0
+    key_burst: int = 200
 
     def __post_init__(self) -> None:
         checks = {
@@ -84,6 +94,8 @@ class ServeConfig:
             "cache_ttl_s": (self.cache_ttl_s, self.cache_ttl_s > 0, "positive"),
             "breaker_open_s": (self.breaker_open_s, self.breaker_open_s >= 0, ">= 0"),
             "breaker_min_calls": (self.breaker_min_calls, self.breaker_min_calls >= 1, "an int >= 1"),
+            "key_rate_per_s": (self.key_rate_per_s, self.key_rate_per_s > 0, "positive"),
+            "key_burst": (self.key_burst, self.key_burst >= 1, "an int >= 1"),
         }
         for name, (value, ok, expected) in checks.items():
             if not ok:
@@ -115,6 +127,7 @@ class ServeConfig:
             state_dir=Path(env.get(ENV_STATE_DIR, "recdrill-state")),
             admin_key_sha256=cls.hash_key(key) if key else None,
             fallback_model_dir=Path(fallback) if fallback else None,
+            key_store=served_key_store_path(env),
             **knobs,
         )
 
@@ -135,4 +148,6 @@ class ServeConfig:
                 env[variable] = ("on" if value else "off") if isinstance(value, bool) else str(value)
         if admin_key:
             env[ENV_ADMIN_KEY] = admin_key
+        if self.key_store is not None:
+            env[ENV_KEY_STORE] = str(self.key_store)
         return env
