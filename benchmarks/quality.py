@@ -77,6 +77,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 ABLATIONS: dict[str, dict[str, Any]] = {
     "ours-full-validation-no-refit": {"validation_share": 1.0, "refit_epochs": 0},
+    "ours-no-validation": {"validation_share": 0.0},  # the plain recipe's training length and data
     "ours-no-attributes": {"use_attributes": False},
     "ours-sampled-1024": {"negatives": 1024},
     "ours+crop": {"crop_keep": 0.8},

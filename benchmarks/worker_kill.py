@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import tempfile
 import threading
@@ -39,6 +40,7 @@ import numpy as np
 
 from common import K, machine_brief, percentile, sample_users, train_itemknn, write_report
 from light_client import Outcome, bodies, closed_loop, open_loop
+from recdrill.serving.config import ServeConfig
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.workers import WorkerRef, wait_for_workers
 
@@ -120,9 +122,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="Concurrency of the capacity probe.")
     parser.add_argument("--load", type=float, default=0.5, help="Share of capacity to replay at.")
     parser.add_argument("--data", default="shopsim:n_items=5000,n_users=5000,n_events=150000")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=ServeConfig.max_in_flight, help="recdrill's admission limit."
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    # The admission limit is read by the workers; ``recdrill serve`` has no flag for it.
+    os.environ["RECDRILL_MAX_IN_FLIGHT"] = str(args.max_in_flight)
     work = Path(tempfile.mkdtemp(prefix="worker_kill-"))
     model = work / "model"
     train_itemknn(args.data, model)
@@ -149,6 +156,7 @@ def main() -> None:
         "recovery_s": timing["recovery_s"],
         "replacement_spawned_s": timing["replacement_spawned_s"],
         "capacity_rps": rps,
+        "max_in_flight": args.max_in_flight,
         "load": args.load,
         "rate_rps": rate,
         "duration_s": args.duration,
