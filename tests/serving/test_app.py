@@ -19,6 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from recdrill.cli import main
+from recdrill.data.pseudonymise import Pseudonymiser, load_pseudonym_key
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.eval.ranking import top_k
 from recdrill.serving.process import ServerProcess
@@ -416,7 +417,10 @@ def test_acknowledged_feedback_survives_sigkill(model_dir: Path, tmp_path: Path)
     assert len(sent) == 25
     with contextlib.closing(sqlite3.connect(tmp_path / "state" / "feedback.db")) as db:
         rows = db.execute("SELECT id, user_id, item_id, event FROM feedback").fetchall()
-    assert {row[0]: tuple(row[1:]) for row in rows} == sent
+    # The log stores each user's pseudonym under the server's key (here the test home's key file).
+    pseudonyms = Pseudonymiser(load_pseudonym_key())
+    expected = {row: (pseudonyms.pseudonymise_id(u), item, kind) for row, (u, item, kind) in sent.items()}
+    assert {row[0]: tuple(row[1:]) for row in rows} == expected
 
 
 def _fallbacks_per_worker(metrics_dir: Path) -> dict[str, float]:

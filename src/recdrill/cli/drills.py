@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from recdrill.drills.scenario import Scenario, builtin_scenario, load_scenario
 from recdrill.errors import ConfigError
 from recdrill.eval.evaluate import evaluate, format_table
 from recdrill.models.factory import make_model
+from recdrill.security.tls import client_ssl_context, make_dev_certificate
 from recdrill.serving.config import ENV_ADMIN_KEY
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed
@@ -89,17 +91,32 @@ def _summary(journal: dict[str, Any]) -> str:
     default=None,
     help="Pid of the local 'recdrill serve --workers N' (needed by process faults: kill, pause).",
 )
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA certificates that an https target's certificate must chain to (default: the system store).",
+)
 def drill_command(
-    target: str, scenario_spec: str, data_spec: str, seed: int, out: Path, server_pid: int | None
+    target: str,
+    scenario_spec: str,
+    data_spec: str,
+    seed: int,
+    out: Path,
+    server_pid: int | None,
+    ca_bundle: Path | None,
 ) -> None:
-    """Run a drill against a running server (admin key from RECDRILL_ADMIN_KEY) and write the report."""
+    """Run a drill against a running server (admin key from RECDRILL_ADMIN_KEY) and write the report.
+
+    An https target's certificate is always verified: against --ca-bundle, else the system store."""
     scenario = _scenario(scenario_spec)
+    verify = client_ssl_context(ca_bundle)
     admin_key = os.environ.get(ENV_ADMIN_KEY)
     if not admin_key:
         raise ConfigError(f"{ENV_ADMIN_KEY} is not set: the drill needs a key that may inject faults")
     plan = ReplayPlan.from_fold(leave_one_out(load_data(data_spec, None, seed)).test)
     workers = None if server_pid is None else LocalServer(server_pid)
-    journal = _run_drill(scenario, target, admin_key, plan, out, workers)
+    journal = _run_drill(scenario, target, admin_key, plan, out, workers, verify)
     click.echo(_summary(journal))
 
 
@@ -110,13 +127,22 @@ def _run_drill(
     plan: ReplayPlan,
     out: Path,
     workers: WorkerSource | None = None,
+    verify: ssl.SSLContext | None = None,
 ) -> dict[str, Any]:
     click.echo(
         f"drill '{scenario.name}': {scenario.traffic.rate:g} req/s for {scenario.traffic.duration_s:g} s, "
         f"{len(scenario.faults)} fault(s), against {target}",
         err=True,
     )
-    runner = DrillRunner(scenario, target, admin_key, plan, progress=_progress, workers=workers)
+    runner = DrillRunner(
+        scenario,
+        target,
+        admin_key,
+        plan,
+        progress=_progress,
+        workers=workers,
+        verify=client_ssl_context() if verify is None else verify,
+    )
     try:
         journal = runner.run()
     finally:
@@ -144,10 +170,18 @@ def _run_drill(
     show_default=True,
     help="Serve with uvicorn here, or on Ray Serve (needs the 'ray' extra).",
 )
-def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backend: str) -> None:
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="Serve HTTPS with a fresh development certificate (OUT/tls) and drill over it, verified.",
+)
+def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backend: str, tls: bool) -> None:
     """The main job: build a shop, train, serve, run a game-day drill, write the report."""
     started = time.perf_counter()
     scenario = _scenario(scenario_spec)
+    if tls and backend == "ray":
+        raise click.UsageError("--tls is for --backend local: Ray Serve terminates TLS in its own proxy")
     if backend == "ray":
         ensure_ray_installed()  # before minutes of work, not after
         RayOptions().ray_temp_dir(out / "state")  # a path too long for Ray's sockets fails now
@@ -166,15 +200,26 @@ def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backe
     click.echo(format_table(offline), err=True)
     click.echo("[3/4] starting the server", err=True)
     admin_key = secrets.token_urlsafe(24)  # lives only in this process and the server's environment
-    server_process: ServerProcess | RayServerProcess = (
-        RayServerProcess(model_dir, out / "state", RayOptions(), admin_key=admin_key)
-        if backend == "ray"
-        else ServerProcess(model_dir, out / "state", admin_key=admin_key)
-    )
+    server_process: ServerProcess | RayServerProcess
+    if backend == "ray":
+        server_process = RayServerProcess(model_dir, out / "state", RayOptions(), admin_key=admin_key)
+    elif tls:
+        cert = make_dev_certificate(out / "tls", overwrite=True)  # the demo's own, remade each run
+        server_process = ServerProcess(
+            model_dir,
+            out / "state",
+            admin_key=admin_key,
+            tls_cert=cert.cert,
+            tls_key=cert.key,
+            ca_bundle=cert.ca_cert,
+        )
+    else:
+        server_process = ServerProcess(model_dir, out / "state", admin_key=admin_key)
     with server_process as server:
         click.echo(f"  serving on {server.url} (pid {server.pid})", err=True)
         click.echo("[4/4] running the drill", err=True)
         plan = ReplayPlan.from_fold(split.test)
-        journal = _run_drill(scenario, server.url, admin_key, plan, out, workers=server)
+        verify = server.verify if isinstance(server, ServerProcess) else None
+        journal = _run_drill(scenario, server.url, admin_key, plan, out, workers=server, verify=verify)
     click.echo(_summary(journal))
     click.echo(f"report: {out / 'report.html'}  ({time.perf_counter() - started:.0f} s in all)")

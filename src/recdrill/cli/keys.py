@@ -46,3 +46,6 @@ def rotate_command(home: Path | None) -> None:
 # API keys with roles (create, revoke, list, audit) live beside the key material commands.
 for _command in API_KEY_COMMANDS:
     keys.add_command(_command)
+from recdrill.cli.tls import tls_selfsigned_command  # noqa: E402  (the TLS certificate for HTTPS serving)
+
+keys.add_command(tls_selfsigned_command)

@@ -10,8 +10,9 @@ import click
 from recdrill.cli.app import cli
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
+from recdrill.security.tls import validate_server_files
 from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig
-from recdrill.serving.process import run_server
+from recdrill.serving.process import ServerTls, run_server
 from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
 
 
@@ -113,6 +114,18 @@ from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_r
     help="How long a tripped tier is skipped before probing.",
 )
 @click.option("--breaker-min-calls", default=20, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate (chain); needs --tls-key (see 'keys tls-selfsigned').",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The certificate's PEM private key (keep it mode 0600).",
+)
 def serve_command(
     model_dir: Path,
     host: str,
@@ -136,8 +149,12 @@ def serve_command(
     cache_ttl_s: float,
     breaker_open_s: float,
     breaker_min_calls: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
-    """Serve recommendations over HTTP (admin key from the RECDRILL_ADMIN_KEY variable)."""
+    """Serve recommendations over HTTP, or HTTPS with --tls-cert and --tls-key (admin key from the
+    RECDRILL_ADMIN_KEY variable)."""
+    tls = _check_tls(tls_cert, tls_key, backend)
     if backend == "ray":
         if workers != 1:
             raise click.UsageError("--workers is for --backend local; Ray scales with --max-replicas")
@@ -178,5 +195,24 @@ def serve_command(
         click.echo(f"serving {model_dir} on Ray Serve at http://{host}:{port}", err=True)
         run_ray_server(config, ray_options, admin_key)
         return
-    click.echo(f"serving {model_dir} on http://{host}:{port} with {workers} worker(s)", err=True)
-    run_server(config, host, port, workers, admin_key)
+    scheme = "https" if tls else "http"
+    click.echo(f"serving {model_dir} on {scheme}://{host}:{port} with {workers} worker(s)", err=True)
+    run_server(config, host, port, workers, admin_key, tls=tls)
+
+
+def _check_tls(cert: Path | None, key: Path | None, backend: str) -> ServerTls | None:
+    """Both files or neither; loadable as a pair and unexpired (one line now, not a traceback in
+    every worker); and the local backend, because Ray Serve terminates TLS in its own proxy."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise click.UsageError("--tls-cert and --tls-key go together: give both or neither")
+    if backend == "ray":
+        raise click.UsageError(
+            "--tls-cert/--tls-key are for --backend local: Ray Serve terminates TLS in its own proxy, "
+            "which recdrill does not configure; put a TLS proxy in front of it instead"
+        )
+    validate_server_files(cert, key)
+    if key.stat().st_mode & 0o077:
+        click.echo(f"warning: {key} is readable by group or others; chmod 600 it", err=True)
+    return ServerTls(cert, key)

@@ -15,12 +15,17 @@ Each record keeps the first attempt's outcome, so reports show availability on f
 the retry separately. Feedback posts are never replayed this way: a lost connection does not say
 whether the event was committed, so a blind retry could store it twice (the feedback log
 deduplicates only events that carry a client ``event_id``).
+
+An https ``base_url`` is verified (chain and host name) against the ``verify`` context, by default
+the system store; give :func:`recdrill.security.tls.client_ssl_context` a CA bundle for a private
+CA. There is no switch that turns verification off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -29,6 +34,7 @@ import numpy as np
 
 from recdrill.data.splits import EvalFold
 from recdrill.errors import ConfigError
+from recdrill.security.tls import client_ssl_context
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -124,7 +130,7 @@ class Replayer:
         k: int = 10,
         timeout_s: float = 2.0,
         max_connections: int = 256,
-        verify: bool | str = True,
+        verify: ssl.SSLContext | None = None,
         retry: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -133,7 +139,7 @@ class Replayer:
         self.k = k
         self.timeout_s = timeout_s
         self.max_connections = max_connections
-        self.verify = verify
+        self.verify = client_ssl_context() if verify is None else verify
         self.records: list[RequestRecord] = []
 
     async def run(

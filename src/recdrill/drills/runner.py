@@ -10,12 +10,17 @@ Process faults (kill or pause a worker) act on local processes instead, so they 
 every exit path, and afterwards the runner checks that no worker is left stopped. Traffic retries
 a failed request once when the scenario allows it; the journal reports availability on first try
 and after the retry separately.
+
+An https target is verified against ``verify`` (the system store unless the caller built a context
+from a CA bundle); before any traffic the runner checks that it can reach and trust the target, so
+an untrusted certificate stops the drill with one line rather than a run of failed requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ from recdrill.drills.replayer import Replayer, ReplayPlan, RequestRecord
 from recdrill.drills.scenario import FaultStep, Scenario
 from recdrill.drills.timeline import Records, check, first_second, per_second, window_stats
 from recdrill.errors import RecdrillError
+from recdrill.security.tls import client_ssl_context, is_verification_failure
 from recdrill.serving.workers import WorkerRef
 
 log = logging.getLogger(__name__)
@@ -69,7 +75,7 @@ class DrillRunner:
     admin_key: str
     plan: ReplayPlan
     progress: Callable[[str], None] = field(default=lambda _: None)
-    verify: bool | str = True
+    verify: ssl.SSLContext = field(default_factory=client_ssl_context)
     workers: WorkerSource | None = None
     journal: dict[str, Any] | None = field(default=None, init=False)
     _watchers: list[asyncio.Task[None]] = field(default_factory=list, init=False, repr=False)
@@ -120,9 +126,10 @@ class DrillRunner:
 
     async def _run(self, replayer: Replayer, injected: list[_InjectedFault]) -> None:
         traffic = self.scenario.traffic
-        await replayer.warm_up(traffic.warmup_requests)
-        t0 = time.monotonic()
         async with self._admin_client() as admin:
+            await self._check_target(admin)
+            await replayer.warm_up(traffic.warmup_requests)
+            t0 = time.monotonic()
             schedule = asyncio.create_task(self._fault_schedule(admin, injected, t0))
             ticker = asyncio.create_task(self._progress_ticker(replayer, t0))
             try:
@@ -136,6 +143,16 @@ class DrillRunner:
                     schedule.cancel()
                 for fault in injected:  # on the async path first, while the client is open
                     await self._revert(admin, fault, t0)
+
+    async def _check_target(self, admin: httpx.AsyncClient) -> None:
+        """Any answer from ``/readyz`` will do; no connection (or an untrusted certificate) stops here."""
+        try:
+            await admin.get("/readyz")
+        except httpx.HTTPError as exc:
+            hint = ""
+            if is_verification_failure(exc):
+                hint = " (its certificate is not trusted: give the CA bundle that signed it, --ca-bundle)"
+            raise DrillError(f"cannot reach the target {self.base_url}: {exc}{hint}") from exc
 
     def _admin_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(**self._admin_options())

@@ -27,6 +27,7 @@ from typing import Annotated
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
+from recdrill.data.pseudonymise import scrub_text
 from recdrill.security.audit import AUDIT_SCOPE_KEY, AuditLog, PendingAudit, summarise_body
 from recdrill.security.keystore import KeyStore, hash_key
 from recdrill.security.ratelimit import RateLimiter
@@ -152,8 +153,13 @@ def require_role(role: Role | str) -> Callable[..., Awaitable[Principal | None]]
         if needed.audited and access.audit is not None:
             body = await request.body()  # already read by FastAPI for a body endpoint: no second read
             summary = summarise_body(body) if len(body) <= MAX_SUMMARISED_BODY else f"body: {len(body)} bytes"
+            # The audit log keeps no e-mail address or phone number a body or path carried.
             pending = PendingAudit(
-                access.audit, needed.value, request.method, request.url.path, summary=summary
+                access.audit,
+                needed.value,
+                request.method,
+                scrub_text(request.url.path),
+                summary=scrub_text(summary),
             )
             request.scope[AUDIT_SCOPE_KEY] = pending
         return access.check(key, needed, pending)

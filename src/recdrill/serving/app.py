@@ -9,6 +9,11 @@ Access: every endpoint but ``/healthz``, ``/readyz`` and ``/metrics`` needs a ro
 (``recdrill.security.access``): reader for recommendations, writer for feedback, operator for
 faults, admin for models. Without a key store (see ``ServeConfig.key_store``) the reader and writer
 endpoints are open to anyone, which suits the demo; production should configure API keys.
+
+Personal data: feedback is stored under user pseudonyms (``feedback.py``); log handlers scrub
+e-mail addresses and phone numbers (``logs.py``); error bodies that may echo a request are scrubbed
+too; metric labels are route templates and fixed slugs, never request text. A reload may name a
+registry version (``{"version": "v3"}``), verified before it is decrypted (``reload.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from recdrill.data.pseudonymise import scrub_text
 from recdrill.errors import RecdrillError
 from recdrill.security.access import ACCESS_STATE, API_KEY_HEADER, AccessControl, require_role
 from recdrill.security.audit import AuditMiddleware
@@ -38,8 +44,9 @@ from recdrill.serving.chain import Generation, Shared, load_generation
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.faults import FaultStore
 from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
+from recdrill.serving.logs import install_log_scrubbing
 from recdrill.serving.metrics import ServingMetrics
-from recdrill.serving.reload import ModelReloader
+from recdrill.serving.reload import ModelReloader, refusal_reason
 from recdrill.serving.router import RoutedAnswer
 from recdrill.serving.schemas import FaultRequest, FeedbackRequest, RecommendRequest, ReloadRequest
 from recdrill.serving.tiers import TierRequest
@@ -84,6 +91,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_scrubbing()  # before anything is logged: uvicorn's handlers exist by now
         access.open()
         if not access.keys_required:
             log.warning("no API key store: reader and writer endpoints are open to anyone")
@@ -113,13 +121,23 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        # Neither the input nor a message echoing it goes back or into a log unscrubbed.
+        errors = [
+            {
+                "loc": [p if isinstance(p, int) else scrub_text(str(p)) for p in e["loc"]],
+                "msg": scrub_text(e["msg"]),
+                "type": e["type"],
+            }
+            for e in exc.errors()
+        ]
         return JSONResponse({"error": "invalid request", "detail": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Same body shape as the 422 above, so a client reads every refusal from "error".
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        # Same body shape as the 422 above, so a client reads every refusal from "error". A detail may
+        # echo the request (a category, a path): e-mail addresses and phone numbers are scrubbed.
+        detail = scrub_text(exc.detail) if isinstance(exc.detail, str) else exc.detail
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
@@ -191,18 +209,35 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.post("/admin/models/reload", dependencies=admin)
     async def reload_model(s: Loaded, body: ReloadRequest | None = None) -> JSONResponse:
+        """A folder (``model_dir``), a registry version (``version``), or neither: the configured one."""
         folder = Path(body.model_dir) if body is not None and body.model_dir else None
+        version = body.version if body is not None else None
+        if folder is not None and version is not None:
+            raise HTTPException(422, detail="give model_dir or version, not both")
+        if folder is None and version is None:
+            version = config.model_version  # None too: the configured folder
         try:
-            result = await s.reloader.reload(s, folder)
-        except RecdrillError as exc:  # refused: missing, corrupt, wrong catalogue, bad scores
-            log.warning("model reload refused: %s", exc)
+            if version is not None:
+                result = await s.reloader.reload_version(s, version)
+            else:
+                result = await s.reloader.reload(s, folder)
+        except RecdrillError as exc:  # refused (logged and counted by the reloader)
             return JSONResponse(
-                {"error": f"reload refused: {exc}", "model_version": s.model_version}, status_code=422
+                {
+                    "error": scrub_text(f"reload refused: {exc}"),
+                    "reason": refusal_reason(exc),
+                    "model_version": s.model_version,
+                },
+                status_code=422,
             )
         except Exception as exc:  # anything else still leaves the old model serving; say what it was
             log.exception("model reload failed")
             return JSONResponse(
-                {"error": f"reload failed: {type(exc).__name__}: {exc}", "model_version": s.model_version},
+                {
+                    "error": scrub_text(f"reload failed: {type(exc).__name__}: {exc}"),
+                    "reason": refusal_reason(exc),
+                    "model_version": s.model_version,
+                },
                 status_code=500,
             )
         return JSONResponse(
@@ -255,13 +290,19 @@ def _load_state(config: ServeConfig, metrics: ServingMetrics) -> ServingState:
 
 
 def _first_generation(config: ServeConfig, shared: Shared, reloader: ModelReloader) -> Generation:
-    """A worker started after a reload (a replacement) serves the reloaded model, as its peers do."""
-    pointed = reloader.pointed_folder()
-    if pointed is not None:
-        try:
-            return load_generation(pointed, shared)
-        except RecdrillError as exc:
-            log.error("cannot load the reloaded model %s (%s): serving %s", pointed, exc, config.model_dir)
+    """A worker started after a reload (a replacement) serves the reloaded model, as its peers do;
+    otherwise the configured registry version (verified, refused at start-up if it fails), else the
+    configured folder."""
+    configured = config.model_version or str(config.model_dir)
+    try:
+        pointed = reloader.load_pointed()
+    except RecdrillError as exc:
+        log.error("cannot load the reloaded model (%s): serving %s", exc, configured)
+    else:
+        if pointed is not None:
+            return pointed
+    if config.model_version is not None:
+        return reloader.load_version(config.model_version)
     return load_generation(config.model_dir, shared)
 
 

@@ -18,6 +18,7 @@ ENV_STATE_DIR = "RECDRILL_STATE_DIR"
 ENV_DEADLINE_MS = "RECDRILL_DEADLINE_MS"
 ENV_ADMIN_KEY = "RECDRILL_ADMIN_KEY"
 ENV_FALLBACK_MODEL = "RECDRILL_FALLBACK_MODEL"
+ENV_MODEL_VERSION = "RECDRILL_MODEL_VERSION"
 
 
 def _parse_bool(value: str) -> bool:
@@ -65,6 +66,10 @@ class ServeConfig:
             endpoints are open. ``from_env`` takes ``RECDRILL_KEY_STORE``, else
             ``RECDRILL_HOME/keys.db`` when it exists.
         key_rate_per_s, key_burst: each API key's default token bucket, per worker.
+        model_version: a registry version (``RECDRILL_MODEL_VERSION``) to serve instead of
+            ``model_dir``: each worker verifies it in the registry of ``RECDRILL_HOME`` and decrypts
+            it into ``<state_dir>/models/<version>/`` at start-up, and a start-up refusal stops the
+            worker; a reload without a body returns to it.
     """
 
     model_dir: Path
@@ -83,6 +88,7 @@ class ServeConfig:
     key_store: Path | None = None
     key_rate_per_s: float = 100.0
     key_burst: int = 200
+    model_version: str | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -108,8 +114,11 @@ class ServeConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
         env = os.environ if env is None else env
-        if ENV_MODEL not in env:
-            raise ConfigError(f"{ENV_MODEL} is not set: which model folder should be served?")
+        version = env.get(ENV_MODEL_VERSION) or None
+        if ENV_MODEL not in env and version is None:
+            raise ConfigError(
+                f"neither {ENV_MODEL} nor {ENV_MODEL_VERSION} is set: which model should be served?"
+            )
         knobs: dict[str, Any] = {}
         for name, (variable, parse, accepted) in {
             **_KNOBS,
@@ -122,9 +131,12 @@ class ServeConfig:
                     raise ConfigError(f"{variable} must be {accepted}, got {env[variable]!r}") from None
         key = env.get(ENV_ADMIN_KEY)
         fallback = env.get(ENV_FALLBACK_MODEL)
+        state_dir = Path(env.get(ENV_STATE_DIR, "recdrill-state"))
         return cls(
-            model_dir=Path(env[ENV_MODEL]),
-            state_dir=Path(env.get(ENV_STATE_DIR, "recdrill-state")),
+            # With only a version, its decrypted folder (where the workers will put it).
+            model_dir=Path(env[ENV_MODEL]) if ENV_MODEL in env else state_dir / "models" / str(version),
+            state_dir=state_dir,
+            model_version=version,
             admin_key_sha256=cls.hash_key(key) if key else None,
             fallback_model_dir=Path(fallback) if fallback else None,
             key_store=served_key_store_path(env),
@@ -150,4 +162,6 @@ class ServeConfig:
             env[ENV_ADMIN_KEY] = admin_key
         if self.key_store is not None:
             env[ENV_KEY_STORE] = str(self.key_store)
+        if self.model_version is not None:
+            env[ENV_MODEL_VERSION] = self.model_version
         return env

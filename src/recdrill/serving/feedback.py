@@ -16,6 +16,12 @@ Two ways in, same durability:
 An event may carry a client ``event_id``; a second event with the same id is not stored again and gets
 the first one's row id, which makes a retried post safe (HTTP clients cannot otherwise tell "committed,
 answer lost" from "never arrived").
+
+Personal data never reaches the file: the ``user_id`` column holds the keyed pseudonym
+(``pseudonymise_id``, ``u_`` and 16 hex digits) of the id the client sent, and ``item_id`` and
+``event_id`` are scrubbed of anything that looks like an e-mail address or a phone number. The
+pseudonym is stable under one key, so one user's events still group together, and the export
+(``feedback_export``) feeds retraining as it is; see there for joining with other data.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from recdrill.data.pseudonymise import Pseudonymiser, default_pseudonymiser
 from recdrill.errors import RecdrillError
 
 MAX_BATCH = 512
@@ -72,9 +79,15 @@ class _Pending:
 class FeedbackLog:
     """Appends events to a SQLite file; every returned id belongs to a committed, fsynced row.
 
+    Each event is pseudonymised before it is queued (see the module docstring); ``pseudonymiser``
+    defaults to the process's (``RECDRILL_PSEUDONYM_KEY`` or the key file under ``RECDRILL_HOME``),
+    which every worker of a server shares, so they write the same pseudonym for one user.
+
     Example:
         >>> import tempfile, pathlib
-        >>> log = FeedbackLog(pathlib.Path(tempfile.mkdtemp()) / "feedback.db")
+        >>> from recdrill.data.pseudonymise import Pseudonymiser
+        >>> log = FeedbackLog(pathlib.Path(tempfile.mkdtemp()) / "feedback.db",
+        ...                   pseudonymiser=Pseudonymiser(b"k" * 32))
         >>> log.append(FeedbackEvent("u1", "sku-9", "click", 1.0, event_id="e-1"))
         1
         >>> log.append(FeedbackEvent("u1", "sku-9", "click", 1.0, event_id="e-1"))  # a retry
@@ -85,9 +98,16 @@ class FeedbackLog:
     """
 
     def __init__(
-        self, path: str | Path, *, max_batch: int = MAX_BATCH, busy_timeout_s: float = BUSY_TIMEOUT_S
+        self,
+        path: str | Path,
+        *,
+        max_batch: int = MAX_BATCH,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        pseudonymiser: Pseudonymiser | None = None,
     ) -> None:
         self.path = Path(path)
+        # Loaded now, so a missing or unsafe key stops the server at start-up, not at the first post.
+        self._pseudonymiser = pseudonymiser or default_pseudonymiser()
         self.max_batch = max_batch
         self.commits = 0  # transactions committed: fewer than events when group commit works
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -128,12 +148,22 @@ class FeedbackLog:
         self._writer.join()
 
     def _enqueue(self, event: FeedbackEvent) -> Future[int]:
+        event = self._protect(event)
         future: Future[int] = Future()
         with self._closing:  # nothing may slip in behind the writer's stop marker
             if self._closed:
                 raise FeedbackLogError(f"{self.path}: the feedback log is closed")
             self._queue.put(_Pending(event, future))
         return future
+
+    def _protect(self, event: FeedbackEvent) -> FeedbackEvent:
+        """The event as stored: the user's pseudonym, free-text ids scrubbed (deterministically, so
+        a retried event_id still matches its first post)."""
+        p = self._pseudonymiser
+        event_id = None if event.event_id is None else p.scrub_text(event.event_id)
+        return FeedbackEvent(
+            p.pseudonymise_id(event.user_id), p.scrub_text(event.item_id), event.event, event.ts, event_id
+        )
 
     def _write_loop(self) -> None:
         stopping = False

@@ -4,6 +4,15 @@ Parquet keeps the types (integer ids, float epoch seconds) and is compact; CSV i
 spreadsheets. Both have the columns ``recdrill train --data FILE --columns event=event`` reads
 (``user_id``, ``item_id``, ``timestamp``, ``event``) plus ``id``, ``received_at`` and ``event_id``.
 
+``user_id`` holds what the feedback log stored: the keyed pseudonym of each user (``u_`` and 16 hex
+digits, see ``recdrill.data.pseudonymise``), never the raw id. Retraining on the export alone needs
+nothing more: a pseudonym is as good a user key as the id. Joining it with other data (the shop's
+interactions a model was trained on, its snapshot's users) needs that data pseudonymised with the
+same key (``RECDRILL_PSEUDONYM_KEY`` or ``RECDRILL_HOME/keys/pseudonym.key``), e.g.
+``pseudonymise_ids(dataset.user_ids)``: under another key, or with raw ids, no user of the export
+maps to a user there. This is the simplest correct design: one direction (raw -> pseudonym) at the
+edge, and no table of raw ids anywhere to leak.
+
 The export reads one consistent snapshot (a single SELECT in WAL mode, while the server keeps
 writing), streams it in chunks, and appears under its final name only when complete.
 """

@@ -1,5 +1,9 @@
 """Prometheus metrics of the serving path, exposed in the text format on ``/metrics``.
 
+No label carries a user id, an e-mail address or any request text: labels are route templates,
+statuses, tier names, event types and fixed reason slugs, so the exposition is safe to scrape into
+shared monitoring.
+
 With several uvicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by ``recdrill serve`` and each
 worker writes its values there; ``/metrics`` then aggregates all workers.
 """
@@ -98,6 +102,13 @@ class ServingMetrics:
             "recdrill_model_reloads_total",
             "Hot model reloads by outcome (ok, refused).",
             ["outcome"],
+            registry=self.registry,
+        )
+        # Reasons are a closed set of slugs (see ``reload.refusal_reason``), never a path or message.
+        self.refusals = Counter(
+            "recdrill_model_refusals_total",
+            "Models refused at load, by reason (digest mismatch, unsigned, invalid model, ...).",
+            ["reason"],
             registry=self.registry,
         )
 

@@ -23,6 +23,11 @@ blindly, because "connection closed" does not say whether its commit happened.
 
 Every response of a served worker carries ``X-Recdrill-Worker: <pid>`` so that drills and tests can
 tell which worker answered (and when a replacement starts answering).
+
+HTTPS (``ServerTls``): uvicorn terminates TLS in each worker, which loads the certificate and key
+itself, so ``--workers N`` serves HTTPS the same way. The probes here verify the server's
+certificate against the caller's CA bundle (:func:`recdrill.security.tls.client_ssl_context`);
+a certificate they cannot verify stops the start at once, since waiting would not change it.
 """
 
 from __future__ import annotations
@@ -32,17 +37,20 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from recdrill.errors import RecdrillError
+from recdrill.errors import ConfigError, RecdrillError
+from recdrill.security.tls import client_ssl_context, is_verification_failure
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.workers import WorkerError, wait_for_workers, worker_pids
 
@@ -84,9 +92,26 @@ def worker_app_from_env() -> WorkerHeader:
     return WorkerHeader(app_from_env())
 
 
-def run_server(config: ServeConfig, host: str, port: int, workers: int, admin_key: str | None) -> None:
-    """Serve until stopped. Several workers each get one BLAS thread (they would fight over cores)
-    and share Prometheus values through a multiprocess directory."""
+@dataclass(frozen=True)
+class ServerTls:
+    """The PEM certificate (chain) and private key a server presents for HTTPS."""
+
+    cert: Path
+    key: Path
+
+
+def run_server(
+    config: ServeConfig,
+    host: str,
+    port: int,
+    workers: int,
+    admin_key: str | None,
+    *,
+    tls: ServerTls | None = None,
+) -> None:
+    """Serve until stopped, over HTTPS when ``tls`` is given. Several workers each get one BLAS
+    thread (they would fight over cores) and share Prometheus values through a multiprocess
+    directory."""
     import uvicorn  # imported here: only the serve command needs it
 
     os.environ.update(config.to_env(admin_key))
@@ -107,6 +132,8 @@ def run_server(config: ServeConfig, host: str, port: int, workers: int, admin_ke
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         log_level="warning",
         access_log=False,
+        ssl_certfile=None if tls is None else str(tls.cert),
+        ssl_keyfile=None if tls is None else str(tls.key),
     )
 
 
@@ -141,19 +168,22 @@ def wait_ready(
     name: str = "server",
     probe_timeout_s: float = 1.0,
     interval_s: float = 0.1,
+    verify: ssl.SSLContext | bool = True,
 ) -> bool:
     """Probe ``url/readyz`` until it answers 200 (True) or ``time.monotonic()`` passes ``deadline``
     (False: the caller decides what to stop). Raises :class:`ServerStartError` naming the log's last
-    line as soon as the process exits, rather than waiting out the deadline."""
+    line as soon as the process exits, or at once when an https ``url`` presents a certificate that
+    ``verify`` (an SSL context, see :func:`client_ssl_context`) does not trust."""
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise ServerStartError(f"{name} exited with code {process.returncode}: {tail[0]}")
         try:
-            if httpx.get(url + "/readyz", timeout=probe_timeout_s).status_code == 200:
+            if httpx.get(url + "/readyz", timeout=probe_timeout_s, verify=verify).status_code == 200:
                 return True
-        except httpx.TransportError:
-            pass
+        except httpx.TransportError as exc:
+            if is_verification_failure(exc):
+                raise ServerStartError(f"{name} at {url}: certificate not trusted: {exc}") from exc
         time.sleep(interval_s)
     return False
 
@@ -209,10 +239,15 @@ class ChildServer:
 class ServerProcess(ChildServer):
     """``recdrill serve`` as a child process on a free loopback port.
 
+    With ``tls_cert`` and ``tls_key`` it serves HTTPS; ``verify`` (the context its own probes use,
+    built from ``ca_bundle``, else the system store) is for clients of it to share.
+
     Example (not run here: it starts a server)::
 
         with ServerProcess(model_dir, state_dir, admin_key="k") as server:
             httpx.get(server.url + "/readyz")
+        with ServerProcess(model_dir, state_dir, tls_cert=c, tls_key=k, ca_bundle=ca) as server:
+            httpx.get(server.url + "/readyz", verify=server.verify)
     """
 
     def __init__(
@@ -226,7 +261,14 @@ class ServerProcess(ChildServer):
         host: str = "127.0.0.1",
         ready_timeout_s: float = 60.0,
         log_path: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+        ca_bundle: str | Path | None = None,
     ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        self.tls = None if tls_cert is None or tls_key is None else ServerTls(Path(tls_cert), Path(tls_key))
+        self.verify = client_ssl_context(ca_bundle)
         self.model_dir = Path(model_dir)
         self.state_dir = Path(state_dir)
         self.workers = workers
@@ -239,7 +281,8 @@ class ServerProcess(ChildServer):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def worker_pids(self) -> list[int]:
         """The processes that answer requests: the spawned workers, or the server itself with one."""
@@ -260,7 +303,9 @@ class ServerProcess(ChildServer):
                 raise ServerStartError(f"workers {sorted(expected - seen)} did not answer in {timeout_s} s")
             try:
                 # A new connection each time: the kernel gives it to any worker waiting in accept().
-                response = httpx.get(self.url + "/readyz", headers={"Connection": "close"}, timeout=2.0)
+                response = httpx.get(
+                    self.url + "/readyz", headers={"Connection": "close"}, timeout=2.0, verify=self.verify
+                )
             except httpx.TransportError:
                 continue
             if response.status_code == 200 and WORKER_HEADER in response.headers:
@@ -287,6 +332,8 @@ class ServerProcess(ChildServer):
             "--deadline-ms",
             str(self.deadline_ms),
         ]
+        if self.tls is not None:
+            command += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
         env = dict(SINGLE_THREAD_ENV)
         if self.admin_key:
             env["RECDRILL_ADMIN_KEY"] = self.admin_key
@@ -296,7 +343,12 @@ class ServerProcess(ChildServer):
 
     def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
-        if not wait_ready(process, self.url, self.log_path, deadline):
+        try:
+            ready = wait_ready(process, self.url, self.log_path, deadline, verify=self.verify)
+        except ServerStartError:
+            self.stop()
+            raise
+        if not ready:
             self.stop()
             raise ServerStartError(f"server at {self.url} was not ready after {self.ready_timeout_s:.0f} s")
         if self.workers > 1:  # one worker answering is not all of them: wait for every one

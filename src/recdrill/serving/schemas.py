@@ -59,9 +59,11 @@ class FaultRequest(Strict):
 
 
 class ReloadRequest(Strict):
-    """``POST /admin/models/reload``: the folder to load; the configured one when left out."""
+    """``POST /admin/models/reload``: the folder or the registry version to load (one of them);
+    the configured model when both are left out."""
 
     model_dir: str | None = Field(None, min_length=1, max_length=4096)
+    version: str | None = Field(None, min_length=1, max_length=64)
 
 
 class ReloadResponse(BaseModel):
