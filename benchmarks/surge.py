@@ -150,6 +150,7 @@ def main() -> None:
         "phases_s": {"base": args.base_s, "surge": args.surge_s, "after": args.after_s},
         "timeout_s": args.timeout_s,
         "max_in_flight": args.max_in_flight,
+        "admission_wait_ms": ServeConfig.admission_wait_ms,
         "workers": 1,
         **model_settings(args.data, load_before),
     }

@@ -17,6 +17,7 @@ responses with ``X-Recdrill-Worker``), i.e. until both workers serve again; ``re
 is when its process appeared; ``per_second`` shows answers and p99 around the kill. The first version
 of this benchmark drove the load with the drill replayer (httpx): on these 2 cores the client itself
 could not offer half the capacity (p50 3 s with no fault at all), so its numbers measured the client.
+Statuses other than HTTP codes: 0 the client gave up (10 s), -1 no connection, -2 connection lost.
 Results: ``benchmarks/results/worker_kill.json``.
 
 Run: ``python benchmarks/worker_kill.py [--duration 30] [--data shopsim]``
@@ -55,11 +56,13 @@ def capacity(url: tuple[str, int], requests: list[bytes], seconds: float, connec
 def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     latency = np.array([o.latency_s for o in outcomes]) * 1000.0
     first = [o.first_status for o in outcomes if o.first_status != 200]
+    final = [o.status for o in outcomes if o.status != 200]
     return {
         "requests": len(outcomes),
         "failed_first_try": len(first),
         "failed_after_retry": sum(o.status != 200 for o in outcomes),
         "first_try_failures_by_status": {str(s): first.count(s) for s in sorted(set(first))},
+        "failures_after_retry_by_status": {str(s): final.count(s) for s in sorted(set(final))},
         "p50_ms": percentile(latency, 50),
         "p99_ms": percentile(latency, 99),
         "max_ms": percentile(latency, 100),
@@ -125,11 +128,18 @@ def main() -> None:
     parser.add_argument(
         "--max-in-flight", type=int, default=ServeConfig.max_in_flight, help="recdrill's admission limit."
     )
+    parser.add_argument(
+        "--admission-wait-ms",
+        type=float,
+        default=ServeConfig.admission_wait_ms,
+        help="How long a request past the limit waits for a slot before its 429.",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     # The admission limit is read by the workers; ``recdrill serve`` has no flag for it.
     os.environ["RECDRILL_MAX_IN_FLIGHT"] = str(args.max_in_flight)
+    os.environ["RECDRILL_ADMISSION_WAIT_MS"] = str(args.admission_wait_ms)
     work = Path(tempfile.mkdtemp(prefix="worker_kill-"))
     model = work / "model"
     train_itemknn(args.data, model)
@@ -157,6 +167,7 @@ def main() -> None:
         "replacement_spawned_s": timing["replacement_spawned_s"],
         "capacity_rps": rps,
         "max_in_flight": args.max_in_flight,
+        "admission_wait_ms": args.admission_wait_ms,
         "load": args.load,
         "rate_rps": rate,
         "duration_s": args.duration,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import httpx
 import pytest
 
 from recdrill.cli import main
+from recdrill.serving.admission import AdmissionControl, Message, Receive, Scope, Send
+from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.process import ServerProcess
 from tests.serving.test_app import metric
 
@@ -96,3 +99,98 @@ def test_other_routes_are_not_limited(server: ServerProcess) -> None:
                 assert all(r.status_code == 200 for r in held[0].result())
         finally:
             client.delete(f"/admin/faults/{created['id']}", headers=ADMIN)
+
+
+class Holding:
+    """An ASGI app whose requests hold their slot until the test releases them, in order."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.gates: dict[int, asyncio.Event] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        number = scope["number"]
+        self.started.append(number)
+        gate = self.gates.setdefault(number, asyncio.Event())
+        await gate.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def release(self, number: int) -> None:
+        self.gates.setdefault(number, asyncio.Event()).set()
+
+
+async def _call(control: AdmissionControl, number: int, statuses: dict[int, int]) -> None:
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses[number] = message["status"]
+
+    await control({"type": "http", "path": "/v1/recommend", "number": number}, receive, send)
+
+
+def test_a_burst_waits_for_slots_first_come_first_served() -> None:
+    async def scenario() -> None:
+        inner = Holding()
+        control = AdmissionControl(inner, limit=2, metrics=ServingMetrics(), wait_s=5.0)
+        statuses: dict[int, int] = {}
+        tasks = []
+        for number in range(4):
+            tasks.append(asyncio.create_task(_call(control, number, statuses)))
+            await asyncio.sleep(0.01)  # arrive in order 0, 1, 2, 3
+        assert inner.started == [0, 1] and control.in_flight == 2  # 2 and 3 wait
+        inner.release(1)
+        await asyncio.sleep(0.01)
+        assert inner.started == [0, 1, 2] and control.in_flight == 2  # the slot went to 2, not 3
+        inner.release(0)
+        await asyncio.sleep(0.01)
+        assert inner.started == [0, 1, 2, 3]
+        inner.release(2)
+        inner.release(3)
+        await asyncio.gather(*tasks)
+        assert statuses == {0: 200, 1: 200, 2: 200, 3: 200} and control.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_past_its_wait_a_request_gets_the_429_and_frees_nothing() -> None:
+    async def scenario() -> None:
+        inner = Holding()
+        metrics = ServingMetrics()
+        control = AdmissionControl(inner, limit=1, metrics=metrics, wait_s=0.05)
+        statuses: dict[int, int] = {}
+        holder = asyncio.create_task(_call(control, 0, statuses))
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        await _call(control, 1, statuses)
+        waited = time.perf_counter() - started
+        assert statuses == {1: 429} and 0.05 <= waited < 1.0 and control.in_flight == 1
+        inner.release(0)
+        await holder
+        assert statuses[0] == 200 and control.in_flight == 0
+        assert metrics.shed.labels("/v1/recommend")._value.get() == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_waiting_request_whose_client_leaves_gives_up_its_place() -> None:
+    async def scenario() -> None:
+        inner = Holding()
+        control = AdmissionControl(inner, limit=1, metrics=ServingMetrics(), wait_s=5.0)
+        statuses: dict[int, int] = {}
+        holder = asyncio.create_task(_call(control, 0, statuses))
+        await asyncio.sleep(0.01)
+        leaver = asyncio.create_task(_call(control, 1, statuses))
+        stayer = asyncio.create_task(_call(control, 2, statuses))
+        await asyncio.sleep(0.01)
+        leaver.cancel()  # the client disconnected while it waited
+        await asyncio.sleep(0.01)
+        inner.release(0)
+        inner.release(2)
+        await asyncio.gather(holder, stayer)
+        assert leaver.cancelled() and inner.started == [0, 2]
+        assert statuses == {0: 200, 2: 200} and control.in_flight == 0
+
+    asyncio.run(scenario())

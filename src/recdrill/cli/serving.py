@@ -97,6 +97,13 @@ from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_r
     type=click.IntRange(1),
     help="Recommend requests per worker before a fast 429.",
 )
+@click.option(
+    "--admission-wait-ms",
+    default=25.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How long a request beyond --max-in-flight may wait for a slot before its 429.",
+)
 @click.option("--batching/--no-batching", default=True, show_default=True, help="Micro-batch model calls.")
 @click.option("--batch-max", default=16, show_default=True, type=click.IntRange(1))
 @click.option("--batch-wait-ms", default=1.0, show_default=True, type=click.FloatRange(min=0.0))
@@ -142,6 +149,7 @@ def serve_command(
     ray_ingress: str,
     fallback_model: Path | None,
     max_in_flight: int,
+    admission_wait_ms: float,
     batching: bool,
     batch_max: int,
     batch_wait_ms: float,
@@ -172,6 +180,7 @@ def serve_command(
         deadline_ms=deadline_ms,
         fallback_model_dir=fallback_model,
         max_in_flight=max_in_flight,
+        admission_wait_ms=admission_wait_ms,
         batching=batching,
         batch_max=batch_max,
         batch_wait_ms=batch_wait_ms,

@@ -1,16 +1,23 @@
 """Admission control: a worker takes at most ``limit`` recommendation requests at once.
 
-Beyond the limit a request is answered at once with ``429 Too Many Requests``, a ``Retry-After``
-header and a JSON body, before its body is even read. Queueing it instead would only make it wait
-past its deadline while it holds memory and a connection (Ray Serve's ``max_queued_requests`` does
-the same). A 429 is cheap, tells a client to back off, and keeps overload from turning into 5xx.
+Beyond the limit a request may wait ``wait_s`` (a few milliseconds, a fraction of its deadline) for
+a slot, first come first served; if none frees up it is answered with ``429 Too Many Requests``, a
+``Retry-After`` header and a JSON body, before its body is even read. Queueing it for longer would
+only make it wait past its deadline while it holds memory and a connection (Ray Serve's
+``max_queued_requests`` bounds its queue the same way). A 429 is cheap, tells a client to back
+off, and keeps overload from turning into 5xx. The short wait is for bursts: an open-loop client
+catching up after a pause, or the retries of requests a dead worker dropped, arrive together and
+would otherwise be refused by a worker that is not overloaded at all (measured in
+``benchmarks/worker_kill.py``).
 
-It is a plain ASGI middleware: a counter on the event loop, no lock and no queue.
+It is a plain ASGI middleware on the event loop: a counter and a FIFO of waiting futures, no lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,7 +35,8 @@ SHED_ROUTE_KEY = "recdrill.shed_route"  # scope key naming the refused route for
 
 
 class AdmissionControl:
-    """Caps concurrent requests to ``paths`` at ``limit``; the rest get a fast 429."""
+    """Caps concurrent requests to ``paths`` at ``limit``; the rest wait up to ``wait_s`` for a slot,
+    then get a fast 429."""
 
     def __init__(
         self,
@@ -36,14 +44,19 @@ class AdmissionControl:
         limit: int,
         metrics: ServingMetrics,
         paths: frozenset[str] = frozenset({"/v1/recommend"}),
+        wait_s: float = 0.0,
     ) -> None:
         if limit < 1:
             raise ConfigError(f"admission limit must be >= 1, got {limit}")
+        if wait_s < 0:
+            raise ConfigError(f"admission wait must be >= 0 s, got {wait_s}")
         self.app = app
         self.limit = limit
         self.metrics = metrics
         self.paths = paths
+        self.wait_s = wait_s
         self.in_flight = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self._body = json.dumps(
             {
                 "error": f"overloaded: this worker is at its limit of {limit} requests in flight; "
@@ -56,18 +69,49 @@ class AdmissionControl:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if self.in_flight < self.limit:
+            self.in_flight += 1
+        elif not await self._wait_for_slot():
             self.metrics.shed.labels(scope["path"]).inc()
             scope[SHED_ROUTE_KEY] = scope["path"]
             await self._refuse(send)
             return
-        self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
             self.metrics.in_flight.dec()
+            self._release()
+
+    async def _wait_for_slot(self) -> bool:
+        """Wait up to ``wait_s`` for a finishing request to hand over its slot; True once handed."""
+        if self.wait_s <= 0:
+            return False
+        slot = asyncio.get_running_loop().create_future()
+        self._waiting.append(slot)
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await slot
+            return True
+        except TimeoutError:
+            # The slot may have been handed over in the very step the timeout fired: then it is ours.
+            return slot.done() and not slot.cancelled()
+        except BaseException:
+            if slot.done() and not slot.cancelled():
+                self._release()  # the client went away just as it was handed a slot: pass it on
+            raise
+        finally:
+            if not slot.done():
+                slot.cancel()
+
+    def _release(self) -> None:
+        """Hand this slot to the longest waiting request still waiting, or free it."""
+        while self._waiting:
+            slot = self._waiting.popleft()
+            if not slot.done():
+                slot.set_result(None)  # in_flight is unchanged: one leaves, one enters
+                return
+        self.in_flight -= 1
 
     async def _refuse(self, send: Send) -> None:
         headers = [

@@ -113,7 +113,12 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     app = FastAPI(title="recdrill", lifespan=lifespan)
     setattr(app.state, ACCESS_STATE, access)
-    app.add_middleware(AdmissionControl, limit=config.max_in_flight, metrics=metrics)
+    app.add_middleware(
+        AdmissionControl,
+        limit=config.max_in_flight,
+        metrics=metrics,
+        wait_s=config.admission_wait_ms / 1000.0,
+    )
     app.add_middleware(AuditMiddleware)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     reader, writer = [Depends(require_role(Role.READER))], [Depends(require_role(Role.WRITER))]

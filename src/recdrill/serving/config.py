@@ -33,6 +33,7 @@ def _parse_bool(value: str) -> bool:
 # Tuning knobs: field -> (variable, parser, what the parser accepts). Defaults: see ``ServeConfig``.
 _KNOBS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max_in_flight": ("RECDRILL_MAX_IN_FLIGHT", int, "an integer"),
+    "admission_wait_ms": ("RECDRILL_ADMISSION_WAIT_MS", float, "a number"),
     "batching": ("RECDRILL_BATCHING", _parse_bool, "on or off"),
     "batch_max": ("RECDRILL_BATCH_MAX", int, "an integer"),
     "batch_wait_ms": ("RECDRILL_BATCH_WAIT_MS", float, "a number"),
@@ -59,6 +60,10 @@ class ServeConfig:
             Little's law the queue it allows costs ``max_in_flight / throughput``: 16 at ~1,000
             answers/s is ~16 ms, well inside the primary's share of the 50 ms deadline, while still
             letting the micro-batcher fill batches.
+        admission_wait_ms: how long a request beyond ``max_in_flight`` may wait for a slot before
+            its 429. A burst (a client's catch-up, a retry wave after a worker dies) then queues for
+            a few milliseconds instead of being refused, while sustained overload is still shed,
+            each refusal at most this late.
         batching, batch_max, batch_wait_ms: micro-batching of model calls (see ``batching.py``).
         cache_users, cache_ttl_s: size and time-to-live of the last-good cache per worker.
         breaker_open_s, breaker_min_calls: circuit breaker cool-down and minimum calls to trip.
@@ -78,6 +83,7 @@ class ServeConfig:
     admin_key_sha256: str | None = None
     fallback_model_dir: Path | None = None
     max_in_flight: int = 16
+    admission_wait_ms: float = 25.0
     batching: bool = True
     batch_max: int = 16
     batch_wait_ms: float = 1.0
@@ -94,6 +100,7 @@ class ServeConfig:
         checks = {
             "deadline_ms": (self.deadline_ms, self.deadline_ms > 0, "positive"),
             "max_in_flight": (self.max_in_flight, self.max_in_flight >= 1, "an int >= 1"),
+            "admission_wait_ms": (self.admission_wait_ms, self.admission_wait_ms >= 0, ">= 0"),
             "batch_max": (self.batch_max, self.batch_max >= 1, "an int >= 1"),
             "batch_wait_ms": (self.batch_wait_ms, self.batch_wait_ms >= 0, ">= 0"),
             "cache_users": (self.cache_users, self.cache_users >= 1, "an int >= 1"),
