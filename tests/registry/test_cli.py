@@ -131,3 +131,23 @@ def test_verify_in_a_real_process_reports_on_stderr(
     assert refused.stderr.strip().splitlines() == [
         "recdrill: error: v1: refused (unsigned): signature.sigstore.json is missing"
     ]
+
+
+def test_serve_refuses_a_tampered_registry_version_before_starting(
+    cli_home: Path, saved_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "keys", "init")
+    _, out, _ = run(capsys, "registry", "push", str(saved_model), "--json")
+    stored = Path(json.loads(out)["path"])
+    victim = max((p for p in stored.rglob("*") if p.is_file() and p.name != "manifest.json"), key=_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    state = tmp_path / "state"
+    code, _, err = run(capsys, "serve", "--registry-version", "v1", "--state-dir", str(state), "--port", "0")
+    assert code != 0 and "digest mismatch" in err and len(err.strip().splitlines()) == 1
+    assert not (state / "models" / "v1").exists()  # nothing decrypted, nothing served
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size

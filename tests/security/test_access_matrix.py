@@ -6,6 +6,7 @@ endpoint fails this file until someone decides which role it needs.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from click.testing import CliRunner
 
 from recdrill.cli import main
 from recdrill.cli.api_keys import revoke_key
+from recdrill.drills.replayer import Replayer, ReplayPlan
 from recdrill.security.audit import AuditLog, AuditRecord
 from recdrill.security.keystore import KeyStore
 from recdrill.serving.app import create_app
@@ -270,3 +272,13 @@ def test_without_any_key_admin_endpoints_refuse_everyone(model_dir: Path, tmp_pa
             assert call(client, "POST", "/v1/recommend", None).status_code == 200
     finally:
         server.stop()
+
+
+def test_drill_traffic_carries_the_drill_key_to_a_server_with_a_key_store(
+    server: ServerProcess, callers: dict[str, Caller]
+) -> None:
+    plan = ReplayPlan(("U-000001", "U-000002"), ("", ""))
+    with_key = Replayer(server.url, plan, timeout_s=10.0, api_key=callers["operator"].key)
+    without = Replayer(server.url, plan, timeout_s=10.0)
+    assert {r.status for r in asyncio.run(with_key.run(rate=20, duration_s=0.5))} == {200}
+    assert {r.status for r in asyncio.run(without.run(rate=20, duration_s=0.5))} == {401}

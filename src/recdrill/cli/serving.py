@@ -20,9 +20,15 @@ from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_r
 @click.option(
     "--model",
     "model_dir",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="A folder written by 'recdrill train'.",
+    help="A folder written by 'recdrill train' (or give --registry-version).",
+)
+@click.option(
+    "--registry-version",
+    default=None,
+    help="Serve this version from the registry (RECDRILL_HOME): verified, then decrypted into "
+    "STATE_DIR/models/VERSION; a refused artifact stops the command.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -134,7 +140,8 @@ from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_r
     help="The certificate's PEM private key (keep it mode 0600).",
 )
 def serve_command(
-    model_dir: Path,
+    model_dir: Path | None,
+    registry_version: str | None,
     host: str,
     port: int,
     workers: int,
@@ -163,6 +170,14 @@ def serve_command(
     """Serve recommendations over HTTP, or HTTPS with --tls-cert and --tls-key (admin key from the
     RECDRILL_ADMIN_KEY variable)."""
     tls = _check_tls(tls_cert, tls_key, backend)
+    if (model_dir is None) == (registry_version is None):
+        raise click.UsageError("give exactly one of --model and --registry-version")
+    if registry_version is not None:
+        from recdrill.serving.registry_models import materialise_version  # loads the signing library
+
+        # Refused (tampered, unsigned, wrong key) here, with its reason, before any worker starts.
+        model_dir = materialise_version(registry_version, state_dir)
+    assert model_dir is not None
     if backend == "ray":
         if workers != 1:
             raise click.UsageError("--workers is for --backend local; Ray scales with --max-replicas")
@@ -188,6 +203,7 @@ def serve_command(
         cache_ttl_s=cache_ttl_s,
         breaker_open_s=breaker_open_s,
         breaker_min_calls=breaker_min_calls,
+        model_version=registry_version,
     )
     if backend == "ray":
         ray_options = RayOptions(

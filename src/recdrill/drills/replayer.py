@@ -132,8 +132,12 @@ class Replayer:
         max_connections: int = 256,
         verify: ssl.SSLContext | None = None,
         retry: bool = False,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Sent as X-API-Key on every request: a server with a key store wants a reader key even on
+        # /v1/recommend (the drill's operator key includes the reader role).
+        self.headers = {"X-API-Key": api_key} if api_key else {}
         self.retry = retry
         self.plan = plan
         self.k = k
@@ -156,7 +160,11 @@ class Replayer:
         )
         t0 = time.monotonic() if started is None else started
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout_s, limits=limits, verify=self.verify
+            base_url=self.base_url,
+            timeout=self.timeout_s,
+            limits=limits,
+            verify=self.verify,
+            headers=self.headers,
         ) as client:
             tasks = []
             for scheduled, user in zip(times.tolist(), users.tolist(), strict=True):
@@ -170,7 +178,7 @@ class Replayer:
     async def warm_up(self, requests: int) -> None:
         """Send ``requests`` unjudged requests one after another, so connections and caches are warm."""
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout_s, verify=self.verify
+            base_url=self.base_url, timeout=self.timeout_s, verify=self.verify, headers=self.headers
         ) as client:
             for i in range(requests):
                 user = self.plan.user_ids[i % len(self.plan.user_ids)]

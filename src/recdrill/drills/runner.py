@@ -94,6 +94,7 @@ class DrillRunner:
             timeout_s=traffic.timeout_s,
             verify=self.verify,
             retry=traffic.retry,
+            api_key=self.admin_key,
         )
         try:
             asyncio.run(self._run(replayer, injected))
