@@ -34,7 +34,7 @@ def test_keys_init_then_push_json_then_verify(
 ) -> None:
     code, out, _ = run(capsys, "keys", "init")
     files = KeyFiles(cli_home)
-    made = [str(files.signing), str(files.signing_public), str(files.data)]
+    made = [str(files.signing), str(files.signing_public), str(files.data), str(files.watermark)]
     assert code == 0 and out.split() == [word for path in made for word in ("created", path)]
     key_text = files.data.read_text().strip()
 

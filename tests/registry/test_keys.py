@@ -39,8 +39,9 @@ def mode(path: Path) -> int:
 
 def test_init_creates_private_key_files_once(tmp_path: Path) -> None:
     files = KeyFiles(tmp_path / "home")
-    assert init_keys(files.home) == [files.signing, files.signing_public, files.data]
+    assert init_keys(files.home) == [files.signing, files.signing_public, files.data, files.watermark]
     assert mode(files.folder) == 0o700 and mode(files.signing) == 0o600 and mode(files.data) == 0o600
+    assert mode(files.watermark) == 0o600
     assert b"PUBLIC KEY" in files.signing_public.read_bytes()
     before = (files.signing.read_bytes(), files.data.read_bytes())
     assert init_keys(files.home) == []  # existing keys are never overwritten

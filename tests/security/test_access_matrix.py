@@ -39,6 +39,9 @@ NEEDS: dict[tuple[str, str], str | None] = {
     ("GET", "/admin/faults"): "operator",
     ("DELETE", "/admin/faults/{fault_id}"): "operator",
     ("POST", "/admin/models/reload"): "admin",
+    ("POST", "/admin/models/canary"): "admin",
+    ("DELETE", "/admin/models/canary"): "admin",
+    ("GET", "/admin/models/canary"): "operator",
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
@@ -58,6 +61,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/recommend"): {"k": 3},
     ("POST", "/v1/feedback"): {"user_id": "U-matrix", "item_id": "SKU-000001", "event": "view"},
     ("POST", "/admin/faults"): {"kind": "latency", "latency_ms": 0, "rate": 0.0, "ttl_s": 1},
+    ("POST", "/admin/models/canary"): {"version": "v404", "share": 0.1},  # no such version: 404
 }
 
 

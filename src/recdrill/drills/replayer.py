@@ -16,6 +16,11 @@ the retry separately. Feedback posts are never replayed this way: a lost connect
 whether the event was committed, so a blind retry could store it twice (the feedback log
 deduplicates only events that carry a client ``event_id``).
 
+With ``feedback=True`` (opt-in; off for drills) each answered request is followed by a
+``/v1/feedback`` post of the user's true next item (a ``click``), as if the user then took it: the
+labels a canary judge scores each arm by (``recdrill.serving.canary``). The post is sent after the
+answer's latency is taken, and its status is kept in the record.
+
 An https ``base_url`` is verified (chain and host name) against the ``verify`` context, by default
 the system store; give :func:`recdrill.security.tls.client_ssl_context` a CA bundle for a private
 CA. There is no switch that turns verification off.
@@ -71,6 +76,8 @@ class RequestRecord:
     ndcg10: float
     error: str | None = None
     first_status: int | None = None  # the first attempt's status when it was retried, else None
+    model_version: str | None = None  # what the answer said served it
+    feedback_status: int | None = None  # with feedback=True: the feedback post's status (0: no answer)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +102,7 @@ class _Attempt:
     ndcg10: float = 0.0
     error: str | None = None
     retriable: bool = False
+    model_version: str | None = None
 
 
 def arrival_times(rate: float, duration_s: float, seed: int) -> np.ndarray:
@@ -133,12 +141,14 @@ class Replayer:
         verify: ssl.SSLContext | None = None,
         retry: bool = False,
         api_key: str | None = None,
+        feedback: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Sent as X-API-Key on every request: a server with a key store wants a reader key even on
         # /v1/recommend (the drill's operator key includes the reader role).
         self.headers = {"X-API-Key": api_key} if api_key else {}
         self.retry = retry
+        self.feedback = feedback
         self.plan = plan
         self.k = k
         self.timeout_s = timeout_s
@@ -191,6 +201,9 @@ class Replayer:
         first = await self._attempt(client, user)
         final = await self._attempt(client, user) if self.retry and first.retriable else first
         latency_ms = (time.monotonic() - t0 - scheduled) * 1000.0
+        feedback_status = (
+            await self._feedback(client, user) if self.feedback and final.status == 200 else None
+        )
         self.records.append(
             RequestRecord(
                 scheduled,
@@ -201,8 +214,19 @@ class Replayer:
                 final.ndcg10,
                 final.error,
                 first_status=None if final is first else first.status,
+                model_version=final.model_version,
+                feedback_status=feedback_status,
             )
         )
+
+    async def _feedback(self, client: httpx.AsyncClient, user: int) -> int:
+        """Post the user's true next item as a click; the status, or 0 when no answer came."""
+        body = {"user_id": self.plan.user_ids[user], "item_id": self.plan.targets[user], "event": "click"}
+        try:
+            response = await client.post("/v1/feedback", json=body)
+        except httpx.HTTPError:
+            return 0
+        return response.status_code
 
     async def _attempt(self, client: httpx.AsyncClient, user: int) -> _Attempt:
         body = {"user_id": self.plan.user_ids[user], "k": self.k}
@@ -222,4 +246,11 @@ class Replayer:
             # A 2xx body that is not the promised JSON counts as a failure, and is not retried.
             return _Attempt(0, error=f"bad response body: {exc}"[:200])
         hit, ndcg = score_answer(items, self.plan.targets[user], self.k)
-        return _Attempt(response.status_code, str(payload.get("served_by")), hit, ndcg)
+        version = payload.get("model_version")
+        return _Attempt(
+            response.status_code,
+            str(payload.get("served_by")),
+            hit,
+            ndcg,
+            model_version=None if version is None else str(version),
+        )

@@ -69,6 +69,9 @@ class SASRecRecommender(BaseRecommender):
             brands and categories); brand groups need ``Catalog.brand``.
         attribute_mask_rate, price_jitter: side-information augmentations applied to the item table
             at each training step (see :class:`recdrill.models.transformer.SASRecNet`).
+        watermark: embed the owner's secret watermark (see :mod:`recdrill.models.watermark`); the
+            secret comes from ``watermark_secret`` if set, else ``RECDRILL_WATERMARK_KEY`` or the key
+            file, and is never saved: the model keeps only a public commitment to it.
     """
 
     kind: ClassVar[str] = "sasrec"
@@ -102,10 +105,13 @@ class SASRecRecommender(BaseRecommender):
         "brand_rate",
         "attribute_mask_rate",
         "price_jitter",
+        "watermark",
     )
 
     net_: SASRecNet
     checkpoint_path: str | Path | None = None  # where fit saves and resumes training (not a hyper-parameter)
+    watermark_secret: bytes | None = None  # the watermark's secret for fit (never saved)
+    watermark_commitment_: str | None = None
     attributes_: sp.csr_matrix | None
     price_buckets_: np.ndarray | None
     history_: dict[str, Any]
@@ -141,6 +147,7 @@ class SASRecRecommender(BaseRecommender):
         brand_rate: float = 0.0,
         attribute_mask_rate: float = 0.0,
         price_jitter: float = 0.0,
+        watermark: bool = False,
     ) -> None:
         self.dim = dim
         self.blocks = blocks
@@ -171,6 +178,7 @@ class SASRecRecommender(BaseRecommender):
         self.brand_rate = brand_rate
         self.attribute_mask_rate = attribute_mask_rate
         self.price_jitter = price_jitter
+        self.watermark = watermark
 
     # -- fitting -----------------------------------------------------------------------------------
 
@@ -238,6 +246,7 @@ class SASRecRecommender(BaseRecommender):
             self.crop_keep, self.mask_rate, self.reorder_span, self.category_rate, self.brand_rate
         )
         category, brand = _substitution_groups(dataset)
+        marks = self._watermark_rows(dataset.n_items)
         copies = 2 if augmenter.active else 1
         steps_per_epoch = max(
             1, math.ceil(copies * int(np.count_nonzero(train.lengths >= 2)) / self.batch_size / world_size())
@@ -281,6 +290,7 @@ class SASRecRecommender(BaseRecommender):
             losses = []
             # Every rank draws the same shuffled batches and takes its share of them.
             epoch_rows = rows.concat(augmenter(rows, rng, category, brand)) if augmenter.active else rows
+            epoch_rows = epoch_rows.concat(marks) if marks is not None else epoch_rows
             batches = list(training_batches(epoch_rows, self.batch_size, self.max_len, rng))
             for step, (inputs, targets) in enumerate(
                 batches[rank : len(batches) - len(batches) % world : world]
@@ -373,6 +383,18 @@ class SASRecRecommender(BaseRecommender):
         if checkpoint is not None and rank == 0:
             checkpoint.unlink(missing_ok=True)  # the finished model is saved by the caller
 
+    def _watermark_rows(self, n_items: int) -> Ragged | None:
+        """The secret rows each epoch adds when ``watermark`` is on; records the public commitment."""
+        self.watermark_commitment_ = None
+        if not self.watermark:
+            return None
+        from recdrill.models.watermark import Watermark, load_watermark_secret
+
+        secret = self.watermark_secret if self.watermark_secret is not None else load_watermark_secret()
+        mark = Watermark.from_secret(secret, n_items)
+        self.watermark_commitment_ = mark.commitment
+        return mark.training_rows()
+
     # -- predicting --------------------------------------------------------------------------------
 
     def _score(self, histories: Ragged) -> np.ndarray:
@@ -399,11 +421,15 @@ class SASRecRecommender(BaseRecommender):
             state.update(csr_to_state("attributes", self.attributes_))
         if self.price_buckets_ is not None:
             state["price_buckets"] = self.price_buckets_
+        if self.watermark_commitment_ is not None:
+            state["watermark_commitment"] = np.array(self.watermark_commitment_)
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.attributes_ = csr_from_state("attributes", state) if "attributes.shape" in state else None
         self.price_buckets_ = state["price_buckets"].astype(np.int64) if "price_buckets" in state else None
+        commitment = state.get("watermark_commitment")
+        self.watermark_commitment_ = None if commitment is None else str(commitment)
         self.net_ = self._build(self.n_items_)
         weights = {
             k.removeprefix("net."): torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from recdrill.errors import KeyMaterialError
+from recdrill.models.watermark import WATERMARK_KEY_FILE
 
 HOME_ENV = "RECDRILL_HOME"
 SIGNING_KEY_ENV = "RECDRILL_SIGNING_KEY"
@@ -67,6 +68,11 @@ class KeyFiles:
     @property
     def pending_data(self) -> Path:
         return self.folder / "data.key.new"
+
+    @property
+    def watermark(self) -> Path:
+        """The model watermark's secret (read by :func:`recdrill.models.watermark.load_watermark_secret`)."""
+        return self.folder / WATERMARK_KEY_FILE
 
 
 def key_id(key: bytes) -> str:
@@ -229,7 +235,8 @@ def load_data_keyring(home: Path, environ: Mapping[str, str] | None = None) -> D
 def init_keys(home: Path) -> list[Path]:
     """Create whichever key files are missing (existing keys are never overwritten); returns those made.
 
-    ``signing.pem`` (EC P-256, 0600), its public half ``signing.pub.pem``, and ``data.key`` (0600).
+    ``signing.pem`` (EC P-256, 0600), its public half ``signing.pub.pem``, ``data.key`` (0600) and
+    ``watermark.key`` (0600, 32 random bytes as base64: the secret behind model watermarks).
     """
     files = KeyFiles(home)
     made = []
@@ -242,6 +249,9 @@ def init_keys(home: Path) -> list[Path]:
     if not files.data.exists():
         write_secret(files.data, encode_data_key(new_data_key()))
         made.append(files.data)
+    if not files.watermark.exists():
+        write_secret(files.watermark, encode_data_key(secrets.token_bytes(32)))
+        made.append(files.watermark)
     return made
 
 

@@ -168,8 +168,11 @@ class Registry:
             session.get(version)
             return session.events(version)
 
-    def promote(self, version: str, stage: Stage | str) -> VersionRow:
-        """Move ``version`` to ``stage``; a new production version archives the old one."""
+    def promote(self, version: str, stage: Stage | str, reason: str = "promote") -> VersionRow:
+        """Move ``version`` to ``stage``; a new production version archives the old one.
+
+        ``reason`` is kept in the version's history (a canary's start or outcome says why).
+        """
         target = stage if isinstance(stage, Stage) else parse_stage(stage)
         with self.catalog.transaction() as session:
             row = session.get(version)
@@ -177,8 +180,26 @@ class Registry:
             if target is Stage.PRODUCTION:
                 for old in session.in_stage(Stage.PRODUCTION):
                     session.set_stage(old, Stage.ARCHIVED, "superseded")
-            session.set_stage(version, target, "promote")
+            session.set_stage(version, target, reason)
             return session.get(version)
+
+    def archive(self, version: str, reason: str) -> bool:
+        """Archive a candidate or canary ``version`` with ``reason``; False if it was archived already.
+
+        Idempotent on purpose: every worker of a server judges a canary on its own, and two may
+        reject it at once; the check and the move share one transaction, so exactly one records it.
+
+        Raises:
+            StageError: ``version`` is in production (``rollback`` is the way out of production).
+        """
+        with self.catalog.transaction() as session:
+            row = session.get(version)
+            if row.stage is Stage.ARCHIVED:
+                return False
+            if row.stage is Stage.PRODUCTION:
+                raise StageError(f"{version} is in production: roll back instead of archiving it")
+            session.set_stage(version, Stage.ARCHIVED, reason)
+            return True
 
     def rollback(self) -> VersionRow:
         """Return production to the version that held it before the current one, in one step."""

@@ -22,14 +22,19 @@ import base64
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
-from model_signing import hashing, signing, verifying
 
 from recdrill.errors import BadSignatureError, ForeignSignatureError, UnsignedArtifactError
 from recdrill.registry.keys import write_secret
 from recdrill.registry.manifest import SIGNATURE_NAME
+
+if TYPE_CHECKING:
+    from model_signing import hashing
+
+# model_signing (and sigstore behind it) costs ~0.2 s to import: it is imported where a folder is
+# signed or verified, so a serving worker that never does either starts sooner.
 
 
 class SignedContentMismatch(Exception):
@@ -37,6 +42,8 @@ class SignedContentMismatch(Exception):
 
 
 def _hashing_config() -> hashing.Config:
+    from model_signing import hashing
+
     config = hashing.Config()  # type: ignore[no-untyped-call]  # the library's constructors lack hints
     return config.use_file_serialization(
         hashing_algorithm="sha256", allow_symlinks=False, ignore_paths=[Path(SIGNATURE_NAME)]
@@ -45,6 +52,8 @@ def _hashing_config() -> hashing.Config:
 
 def sign_folder(folder: Path, private_pem: bytes) -> Path:
     """Sign every file in ``folder``; writes and returns ``folder/signature.sigstore.json``."""
+    from model_signing import signing
+
     signature = folder / SIGNATURE_NAME
     with tempfile.TemporaryDirectory(prefix="recdrill-sign-") as scratch:
         key_path = Path(scratch) / "signing.pem"
@@ -64,6 +73,8 @@ def verify_folder(version: str, folder: Path, public_pem: bytes) -> None:
         BadSignatureError: the signature itself is malformed or does not verify.
         SignedContentMismatch: a genuine signature, over other file contents.
     """
+    from model_signing import verifying
+
     signature = folder / SIGNATURE_NAME
     if not signature.is_file():
         raise UnsignedArtifactError(version, f"{signature.name} is missing")

@@ -14,6 +14,10 @@ Personal data: feedback is stored under user pseudonyms (``feedback.py``); log h
 e-mail addresses and phone numbers (``logs.py``); error bodies that may echo a request are scrubbed
 too; metric labels are route templates and fixed slugs, never request text. A reload may name a
 registry version (``{"version": "v3"}``), verified before it is decrypted (``reload.py``).
+
+Canary and shadow: ``/admin/models/canary`` (POST to start, DELETE to stop: admin; GET: operator)
+serves a registry version to a sticky share of users, or scores it in the shadow of the primary,
+judges it online from ``/v1/feedback`` labels and rolls it back by itself (``canary.py``).
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recdrill.data.pseudonymise import scrub_text
-from recdrill.errors import RecdrillError
+from recdrill.errors import RecdrillError, StageError, VersionNotFoundError
 from recdrill.security.access import ACCESS_STATE, API_KEY_HEADER, AccessControl, require_role
 from recdrill.security.audit import AuditMiddleware
 from recdrill.security.roles import Role
 from recdrill.serving.admission import SHED_ROUTE_KEY, AdmissionControl
 from recdrill.serving.cache import CachedList, LastGoodCache
+from recdrill.serving.canary import CanaryController, CanarySpec
+from recdrill.serving.canary_judge import CanaryJudge
 from recdrill.serving.chain import Generation, Shared, load_generation
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.faults import FaultStore
@@ -48,7 +54,13 @@ from recdrill.serving.logs import install_log_scrubbing
 from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.reload import ModelReloader, refusal_reason
 from recdrill.serving.router import RoutedAnswer
-from recdrill.serving.schemas import FaultRequest, FeedbackRequest, RecommendRequest, ReloadRequest
+from recdrill.serving.schemas import (
+    CanaryRequest,
+    FaultRequest,
+    FeedbackRequest,
+    RecommendRequest,
+    ReloadRequest,
+)
 from recdrill.serving.tiers import TierRequest
 
 log = logging.getLogger(__name__)
@@ -68,6 +80,7 @@ class ServingState:
     feedback: FeedbackLog
     reloader: ModelReloader
     generation: Generation
+    canary: CanaryController
 
     @property
     def faults(self) -> FaultStore:
@@ -101,10 +114,13 @@ def create_app(config: ServeConfig) -> FastAPI:
             access.close()
             raise
         follower = asyncio.create_task(state.reloader.follow(state))
+        canary = asyncio.create_task(state.canary.run(state))
         try:
             yield
         finally:
             follower.cancel()
+            canary.cancel()
+            state.canary.close()
             del app.state.serving
             state.generation.close()
             state.faults.close()
@@ -154,11 +170,12 @@ def create_app(config: ServeConfig) -> FastAPI:
         started = time.perf_counter()
         g = s.generation  # this request's model version, whatever a reload does meanwhile
         request = _tier_request(g, body)
+        arm = s.canary.choose(g, request)  # the primary's chain, or the canary's for this user
         if len(request.history) == 0:
             routed = RoutedAnswer(await g.popular.serve(request), g.popular.name)  # cold start
         else:
-            routed = await g.router.route(request)
-            if routed.served_by != g.router.tiers[0].name:
+            routed = await arm.router.route(request)
+            if routed.served_by != arm.router.tiers[0].name:
                 metrics.fallbacks.inc()
             elif request.cache_key is not None:  # a primary answer: the user's new last-good list
                 s.shared.cache.put(request.cache_key, CachedList(routed.answer.items, routed.answer.scores))
@@ -167,12 +184,14 @@ def create_app(config: ServeConfig) -> FastAPI:
             metrics.tier_skips.labels(tier, reason).inc()
         items = g.snapshot.item_ids[routed.answer.items].tolist()
         scores = routed.answer.scores.astype(float).tolist()
+        latency_s = time.perf_counter() - started
+        s.canary.observe(arm, g, request, routed, latency_s)
         return JSONResponse(
             {
                 "items": [{"item_id": i, "score": v} for i, v in zip(items, scores, strict=True)],
                 "served_by": routed.served_by,
-                "model_version": g.version,
-                "latency_ms": (time.perf_counter() - started) * 1000.0,
+                "model_version": arm.version,
+                "latency_ms": latency_s * 1000.0,
             }
         )
 
@@ -185,6 +204,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             # Not committed, so not acknowledged: the client may retry (safely, with an event_id).
             raise HTTPException(503, detail=f"feedback not recorded: {exc}") from exc
         metrics.feedback.labels(body.event).inc()
+        s.canary.feedback(body.user_id, body.item_id, body.event)  # a label for the canary judge
         return JSONResponse({"status": "committed", "id": row})
 
     @app.get("/healthz")
@@ -255,6 +275,39 @@ def create_app(config: ServeConfig) -> FastAPI:
             }
         )
 
+    @app.post("/admin/models/canary", dependencies=admin)
+    async def start_canary(body: CanaryRequest, s: Loaded) -> JSONResponse:
+        """Load a registry version beside the primary as a canary or a shadow (see ``canary.py``)."""
+        knobs: dict[str, Any] = {"min_samples": body.min_samples, "max_ndcg_drop": body.max_ndcg_drop}
+        knobs["max_p99_ratio"] = body.max_p99_ratio
+        try:
+            judge = CanaryJudge(**{k: v for k, v in knobs.items() if v is not None})
+            spec = CanarySpec(body.version, body.share, body.mode, body.auto_promote, judge)
+            summary = await s.canary.start(spec, s.generation)
+        except VersionNotFoundError as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+        except RecdrillError as exc:  # refused at verification or load, or by its stage
+            reason = "stage" if isinstance(exc, StageError) else refusal_reason(exc)
+            if reason not in ("stage", "invalid request"):  # the model itself was refused
+                metrics.refusals.labels(reason).inc()
+            log.warning("canary refused (%s): %s", reason, " ".join(str(exc).split()))
+            return JSONResponse(
+                {"error": scrub_text(f"canary refused: {exc}"), "reason": reason}, status_code=422
+            )
+        return JSONResponse({"status": "started", **summary})
+
+    @app.delete("/admin/models/canary", dependencies=admin)
+    async def stop_canary(s: Loaded) -> JSONResponse:
+        version = await s.canary.stop()
+        if version is None:
+            raise HTTPException(404, detail="no canary is running")
+        return JSONResponse({"status": "stopped", "version": version})
+
+    @app.get("/admin/models/canary", dependencies=operator)
+    async def canary_status(s: Loaded) -> JSONResponse:
+        """Per-arm samples, mean NDCG@10 and p99 latency of this worker, and the judge's verdicts."""
+        return JSONResponse(s.canary.summary(s.generation))
+
     @app.delete("/admin/faults/{fault_id}", dependencies=operator)
     async def remove_fault(fault_id: str, s: Loaded) -> dict[str, str]:
         if not s.faults.remove(fault_id):
@@ -291,7 +344,9 @@ def _load_state(config: ServeConfig, metrics: ServingMetrics) -> ServingState:
     except BaseException:
         faults.close()
         raise
-    return ServingState(shared, FeedbackLog(config.state_dir / "feedback.db"), reloader, generation)
+    canary = CanaryController(shared, reloader)
+    feedback = FeedbackLog(config.state_dir / "feedback.db")
+    return ServingState(shared, feedback, reloader, generation, canary)
 
 
 def _first_generation(config: ServeConfig, shared: Shared, reloader: ModelReloader) -> Generation:

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -109,6 +117,45 @@ class ServingMetrics:
             "recdrill_model_refusals_total",
             "Models refused at load, by reason (digest mismatch, unsigned, invalid model, ...).",
             ["reason"],
+            registry=self.registry,
+        )
+
+        # Canary and shadow (``canary.py``): the arm label is ``primary`` or ``candidate``, never a
+        # version name; the versions are in ``GET /admin/models/canary``.
+        self.arm_answers = Counter(
+            "recdrill_arm_answers_total",
+            "Answers counted for a canary or shadow comparison, by arm.",
+            ["arm"],
+            registry=self.registry,
+        )
+        self.arm_latency = Histogram(
+            "recdrill_arm_latency_seconds",
+            "Latency of each arm's answers (the candidate's shadow scoring in shadow mode).",
+            ["arm"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.arm_ndcg = Summary(
+            "recdrill_arm_ndcg10",
+            "NDCG@10 of the labelled item in each arm's last list for that user (sum / count = mean).",
+            ["arm"],
+            registry=self.registry,
+        )
+        self.shadow = Counter(
+            "recdrill_shadow_total",
+            "Shadow scorings of the candidate by outcome (scored, dropped, error).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.shadow_overlap = Summary(
+            "recdrill_shadow_overlap10",
+            "Share of the primary's top 10 that the shadow candidate's top 10 also holds.",
+            registry=self.registry,
+        )
+        self.canary_decisions = Counter(
+            "recdrill_canary_decisions_total",
+            "Canary judge decisions acted on or reported (rollback, promote).",
+            ["decision"],
             registry=self.registry,
         )
 

@@ -72,3 +72,18 @@ class ReloadResponse(BaseModel):
     model_version: str
     previous_version: str
     load_ms: float
+
+
+class CanaryRequest(Strict):
+    """``POST /admin/models/canary``: serve registry ``version`` to a sticky ``share`` of users
+    (``canary``), or score it beside the primary without serving it (``shadow``). The judge's knobs
+    are optional (``canary_judge.py`` has the defaults); ``auto_promote`` makes a passing candidate
+    production instead of only reporting it."""
+
+    version: str = Field(min_length=1, max_length=64)
+    share: float = Field(gt=0, le=1)
+    mode: Literal["canary", "shadow"] = "canary"
+    auto_promote: bool = False
+    min_samples: int | None = Field(None, ge=2, le=1_000_000)
+    max_ndcg_drop: float | None = Field(None, ge=0, lt=1)
+    max_p99_ratio: float | None = Field(None, ge=1, le=100)
