@@ -20,6 +20,9 @@ def private_recdrill_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     home = tmp_path_factory.mktemp("recdrill-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RECDRILL_HOME", str(home))
+        # No data key here: test servers keep pseudonyms only (tests/serving/test_feedback_encryption
+        # lifts this and seals user ids under a key of its own).
+        patch.setenv("RECDRILL_FEEDBACK_PSEUDONYMS_ONLY", "1")
         for name in ("RECDRILL_KEY_STORE", "RECDRILL_SIGNING_KEY", "RECDRILL_DATA_KEY", "RECDRILL_ADMIN_KEY"):
             patch.delenv(name, raising=False)
         yield home

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from recdrill.cli.app import cli
+from recdrill.cli.registry import home_option
 from recdrill.errors import ConfigError
+from recdrill.registry.keys import load_data_keyring, recdrill_home
 from recdrill.serving.feedback_export import export_feedback
 
 DB_NAME = "feedback.db"
@@ -55,7 +57,21 @@ def feedback_group() -> None:
 @click.option(
     "--since", default=None, metavar="TS", help="Only events at or after TS (epoch seconds or ISO 8601)."
 )
-def export_command(state_dir: Path, out: Path, since: str | None) -> None:
-    """Export feedback events for retraining (safe while the server runs)."""
-    count = export_feedback(state_dir / DB_NAME, out, None if since is None else parse_since(since))
+@click.option(
+    "--reveal-users",
+    is_flag=True,
+    help="Add a raw_user_id column, decrypted with the data key (RECDRILL_DATA_KEY or "
+    "RECDRILL_HOME/keys/data.key): for data-subject requests; the file then holds personal data.",
+)
+@home_option
+def export_command(
+    state_dir: Path, out: Path, since: str | None, reveal_users: bool, home: Path | None
+) -> None:
+    """Export feedback events for retraining (safe while the server runs); user ids are pseudonyms
+    unless --reveal-users."""
+    keyring = load_data_keyring(home or recdrill_home()) if reveal_users else None
+    moment = None if since is None else parse_since(since)
+    count = export_feedback(state_dir / DB_NAME, out, moment, reveal=keyring)
     click.echo(f"exported {count} event(s) to {out}", err=True)
+    if reveal_users:
+        click.echo(f"warning: {out} holds raw user ids: keep it private and delete it when done", err=True)

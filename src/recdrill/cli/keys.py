@@ -12,7 +12,14 @@ import click
 from recdrill.cli.api_keys import API_KEY_COMMANDS
 from recdrill.cli.app import cli
 from recdrill.cli.registry import home_option, open_registry
-from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, init_keys, recdrill_home
+from recdrill.registry.keys import (
+    DATA_KEY_ENV,
+    SIGNING_KEY_ENV,
+    DataKey,
+    DataKeyring,
+    init_keys,
+    recdrill_home,
+)
 
 
 @cli.group("keys")
@@ -37,10 +44,27 @@ def init_command(home: Path | None) -> None:
 
 @keys.command("rotate-data-key")
 @home_option
-def rotate_command(home: Path | None) -> None:
-    """Re-encrypt every stored model under a new data key, re-sign it, then retire the old key."""
-    rotation = open_registry(home).rotate_data_key()
+@click.option(
+    "--feedback-db",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also re-encrypt the user ids of this feedback log (STATE_DIR/feedback.db), in one transaction.",
+)
+def rotate_command(home: Path | None, feedback_db: Path | None) -> None:
+    """Re-encrypt every stored model (and, with --feedback-db, the feedback log's user ids) under a
+    new data key, re-sign the models, then retire the old key."""
+    rows: list[int] = []
+
+    def reencrypt(keyring: DataKeyring, new_key: DataKey) -> None:
+        if feedback_db is not None:
+            from recdrill.serving.feedback_crypto import reencrypt_feedback  # only this option needs it
+
+            rows.append(reencrypt_feedback(feedback_db, keyring, new_key))
+
+    rotation = open_registry(home).rotate_data_key(before_finish=reencrypt)
     click.echo(f"re-encrypted {len(rotation.versions)} artifact(s); data key is now {rotation.new_key_id}")
+    if feedback_db is not None:
+        click.echo(f"re-encrypted the user ids of {sum(rows)} feedback row(s) in {feedback_db}")
 
 
 # API keys with roles (create, revoke, list, audit) live beside the key material commands.

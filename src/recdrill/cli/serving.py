@@ -12,6 +12,7 @@ from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.security.tls import validate_server_files
 from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig
+from recdrill.serving.feedback_crypto import load_user_id_sealer
 from recdrill.serving.process import ServerTls, run_server
 from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
 
@@ -186,6 +187,7 @@ def serve_command(
     ShopSnapshot.load(model_dir)
     if fallback_model is not None or (model_dir / "fallback").is_dir():
         load_model(fallback_model or model_dir / "fallback")
+    load_user_id_sealer()  # no data key and no opt-out: one clear line now, not one per worker
     admin_key = os.environ.get(ENV_ADMIN_KEY)
     if not admin_key:
         click.echo(f"warning: {ENV_ADMIN_KEY} is not set: admin endpoints will refuse every key", err=True)

@@ -24,7 +24,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -243,11 +243,16 @@ class Registry:
         with tempfile.TemporaryDirectory(prefix="recdrill-model-") as scratch:
             return load_model(self.materialise(version, Path(scratch) / "model"), dataset)
 
-    def rotate_data_key(self) -> Rotation:
+    def rotate_data_key(
+        self, before_finish: Callable[[DataKeyring, DataKey], None] | None = None
+    ) -> Rotation:
         """Re-encrypt every artifact under a new data key and re-sign it.
 
         Each artifact is verified first (nothing tampered is re-signed) and swapped in whole; the
         old key stays usable until all are done, so an interrupted rotation can be run again.
+        ``before_finish(keyring, new_key)`` re-encrypts whatever else the data key protects (the
+        feedback log's user ids: the CLI passes that, since serving sits above the registry) while
+        both keys are still at hand; if it raises, the old key stays current and a re-run resumes.
         """
         keyring = start_rotation(self.home, self._environ)
         new_key = keyring.pending
@@ -261,6 +266,8 @@ class Registry:
                     done.append(row.version)
             with self.catalog.transaction() as session:  # no push can slip in under the old key now
                 if all(row.record.data_key_id == new_key.id for row in session.all()):
+                    if before_finish is not None:
+                        before_finish(keyring, new_key)
                     finish_rotation(self.home, self._environ)
                     break
         return Rotation(new_key.id, tuple(done))

@@ -21,7 +21,10 @@ Personal data never reaches the file: the ``user_id`` column holds the keyed pse
 (``pseudonymise_id``, ``u_`` and 16 hex digits) of the id the client sent, and ``item_id`` and
 ``event_id`` are scrubbed of anything that looks like an e-mail address or a phone number. The
 pseudonym is stable under one key, so one user's events still group together, and the export
-(``feedback_export``) feeds retraining as it is; see there for joining with other data.
+(``feedback_export``) feeds retraining as it is; see there for joining with other data. The raw id
+is kept only encrypted (AES-256-GCM under the data key, bound to its row: ``feedback_crypto``), for
+data-subject requests; the writer assigns each row's id itself, under the write lock, so the id is
+known before the row is sealed and inserted in one statement.
 """
 
 from __future__ import annotations
@@ -33,24 +36,32 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from recdrill.data.pseudonymise import Pseudonymiser, default_pseudonymiser
 from recdrill.errors import RecdrillError
+from recdrill.serving.feedback_crypto import SEALED_COLUMNS, UserIdSealer, load_user_id_sealer, seal
 
 MAX_BATCH = 512
 BUSY_TIMEOUT_S = 10.0  # other worker processes hold the write lock for one commit at a time
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "user_id TEXT NOT NULL, item_id TEXT NOT NULL, event TEXT NOT NULL, ts REAL NOT NULL, "
-    "received_at REAL NOT NULL, event_id TEXT)"
+    "received_at REAL NOT NULL, event_id TEXT, user_id_sealed BLOB, user_id_key TEXT)"
 )
 # NULLs are distinct in a SQLite unique index: events without a client id never collide.
 EVENT_ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_event_id ON feedback (event_id)"
 INSERT = (
-    "INSERT OR IGNORE INTO feedback (user_id, item_id, event, ts, received_at, event_id) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO feedback "
+    "(id, user_id, item_id, event, ts, received_at, event_id, user_id_sealed, user_id_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# AUTOINCREMENT's next id: never reuse one, even of a deleted last row (its sealed id named it).
+NEXT_ID = (
+    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'feedback'), 0), "
+    "COALESCE((SELECT MAX(id) FROM feedback), 0)) + 1"
 )
 
 
@@ -74,6 +85,7 @@ class FeedbackEvent:
 class _Pending:
     event: FeedbackEvent
     future: Future[int]
+    raw_user_id: str = field(repr=False, default="")
 
 
 class FeedbackLog:
@@ -82,12 +94,15 @@ class FeedbackLog:
     Each event is pseudonymised before it is queued (see the module docstring); ``pseudonymiser``
     defaults to the process's (``RECDRILL_PSEUDONYM_KEY`` or the key file under ``RECDRILL_HOME``),
     which every worker of a server shares, so they write the same pseudonym for one user.
+    ``sealer`` encrypts the raw id beside it; by default it is loaded from the environment
+    (:func:`~recdrill.serving.feedback_crypto.load_user_id_sealer`: none without a data key or
+    under the pseudonyms-only opt-out); None stores no recoverable id.
 
     Example:
         >>> import tempfile, pathlib
         >>> from recdrill.data.pseudonymise import Pseudonymiser
         >>> log = FeedbackLog(pathlib.Path(tempfile.mkdtemp()) / "feedback.db",
-        ...                   pseudonymiser=Pseudonymiser(b"k" * 32))
+        ...                   pseudonymiser=Pseudonymiser(b"k" * 32), sealer=None)
         >>> log.append(FeedbackEvent("u1", "sku-9", "click", 1.0, event_id="e-1"))
         1
         >>> log.append(FeedbackEvent("u1", "sku-9", "click", 1.0, event_id="e-1"))  # a retry
@@ -104,10 +119,12 @@ class FeedbackLog:
         max_batch: int = MAX_BATCH,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         pseudonymiser: Pseudonymiser | None = None,
+        sealer: UserIdSealer | Literal["from-env"] | None = "from-env",
     ) -> None:
         self.path = Path(path)
         # Loaded now, so a missing or unsafe key stops the server at start-up, not at the first post.
         self._pseudonymiser = pseudonymiser or default_pseudonymiser()
+        self._sealer = load_user_id_sealer() if sealer == "from-env" else sealer
         self.max_batch = max_batch
         self.commits = 0  # transactions committed: fewer than events when group commit works
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -148,12 +165,13 @@ class FeedbackLog:
         self._writer.join()
 
     def _enqueue(self, event: FeedbackEvent) -> Future[int]:
+        raw_user_id = event.user_id if self._sealer is not None else ""
         event = self._protect(event)
         future: Future[int] = Future()
         with self._closing:  # nothing may slip in behind the writer's stop marker
             if self._closed:
                 raise FeedbackLogError(f"{self.path}: the feedback log is closed")
-            self._queue.put(_Pending(event, future))
+            self._queue.put(_Pending(event, future, raw_user_id))
         return future
 
     def _protect(self, event: FeedbackEvent) -> FeedbackEvent:
@@ -200,9 +218,18 @@ class FeedbackLog:
         received_at = time.time()
         try:
             connection.execute("BEGIN IMMEDIATE")
-            rows = [_insert(connection, p.event, received_at) for p in batch]
+            # Read under the write lock: a rotation places its new key before re-encrypting the table.
+            key = None if self._sealer is None else self._sealer.sealing_key()
+            next_id = int(connection.execute(NEXT_ID).fetchone()[0])
+            rows = []
+            for p in batch:
+                sealed = None if key is None else (seal(key, p.raw_user_id, next_id), key.id)
+                row = _insert(connection, p.event, received_at, next_id, sealed)
+                if row == next_id:  # inserted, not a repeated event_id
+                    next_id += 1
+                rows.append(row)
             connection.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, RecdrillError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
             error = FeedbackLogError(f"{self.path}: could not commit {len(batch)} event(s): {exc}")
@@ -223,12 +250,18 @@ class FeedbackLog:
                 item.future.set_exception(error)
 
 
-def _insert(connection: sqlite3.Connection, event: FeedbackEvent, received_at: float) -> int:
-    cursor = connection.execute(
-        INSERT, (event.user_id, event.item_id, event.event, event.ts, received_at, event.event_id)
-    )
+def _insert(
+    connection: sqlite3.Connection,
+    event: FeedbackEvent,
+    received_at: float,
+    row_id: int,
+    sealed: tuple[bytes, str] | None,
+) -> int:
+    blob, key_id = sealed if sealed is not None else (None, None)
+    values = (row_id, event.user_id, event.item_id, event.event, event.ts, received_at, event.event_id)
+    cursor = connection.execute(INSERT, (*values, blob, key_id))
     if cursor.rowcount == 1:
-        return int(cursor.lastrowid or 0)
+        return row_id
     # Ignored: this event_id is already stored (by an earlier post, or earlier in this batch).
     found = connection.execute("SELECT id FROM feedback WHERE event_id = ?", (event.event_id,)).fetchone()
     return int(found[0])
@@ -250,8 +283,9 @@ def _open_for_writing(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(SCHEMA)
         columns = {row[1] for row in connection.execute("PRAGMA table_info(feedback)")}
-        if "event_id" not in columns:
-            connection.execute("ALTER TABLE feedback ADD COLUMN event_id TEXT")
+        for name, kind in (("event_id", "TEXT"), *SEALED_COLUMNS):
+            if name not in columns:  # a file from before this column
+                connection.execute(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
         connection.execute(EVENT_ID_INDEX)
         connection.execute("COMMIT")
     except sqlite3.Error as exc:

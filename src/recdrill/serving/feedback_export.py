@@ -13,6 +13,11 @@ same key (``RECDRILL_PSEUDONYM_KEY`` or ``RECDRILL_HOME/keys/pseudonym.key``), e
 maps to a user there. This is the simplest correct design: one direction (raw -> pseudonym) at the
 edge, and no table of raw ids anywhere to leak.
 
+``reveal`` (``recdrill feedback export --reveal-users``, for an operator answering a data-subject
+request) adds a ``raw_user_id`` column: each row's sealed id decrypted with the data key
+(``feedback_crypto``); empty for rows stored without one. Any row that does not decrypt (wrong key,
+a ciphertext altered or moved between rows) stops the export with that row named, and no file.
+
 The export reads one consistent snapshot (a single SELECT in WAL mode, while the server keeps
 writing), streams it in chunks, and appears under its final name only when complete.
 """
@@ -31,6 +36,8 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from recdrill.errors import ConfigError, DataFileNotFoundError, DataFormatError
+from recdrill.registry.keys import DataKeyring
+from recdrill.serving.feedback_crypto import unseal
 
 COLUMNS = ("id", "user_id", "item_id", "event", "timestamp", "received_at", "event_id")
 ARROW_SCHEMA = pa.schema(
@@ -44,16 +51,21 @@ ARROW_SCHEMA = pa.schema(
         ("event_id", pa.string()),
     ]
 )
+REVEALED = ("raw_user_id", pa.string())
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 CHUNK_ROWS = 50_000
 
 
-def export_feedback(db_path: str | Path, out: str | Path, since: float | None = None) -> int:
+def export_feedback(
+    db_path: str | Path, out: str | Path, since: float | None = None, *, reveal: DataKeyring | None = None
+) -> int:
     """Write the events of ``db_path`` (those with ``timestamp >= since``, if given) to ``out``.
 
     The format follows ``out``'s suffix (``.parquet`` or ``.csv``). Returns the number of events.
+    With ``reveal``, a ``raw_user_id`` column holds each row's decrypted user id.
 
     Raises:
+        KeyMaterialError: with ``reveal``, a row does not decrypt under that keyring.
         DataFileNotFoundError: there is no database at ``db_path``.
         DataFormatError: the file is not a SQLite database, or has no feedback table.
         ConfigError: ``out`` has another suffix.
@@ -68,8 +80,13 @@ def export_feedback(db_path: str | Path, out: str | Path, since: float | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _reader(db_path) as connection:
-            chunks = _chunks(connection, db_path, since)
-            written = _write_parquet(chunks, partial) if kind == "parquet" else _write_csv(chunks, partial)
+            chunks = _chunks(connection, db_path, since, reveal)
+            schema = ARROW_SCHEMA if reveal is None else ARROW_SCHEMA.append(pa.field(*REVEALED))
+            written = (
+                _write_parquet(chunks, partial, schema)
+                if kind == "parquet"
+                else _write_csv(chunks, partial, schema)
+            )
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
@@ -90,38 +107,52 @@ def _reader(db_path: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def _chunks(connection: sqlite3.Connection, db_path: Path, since: float | None) -> Iterator[list[Any]]:
-    query = "SELECT id, user_id, item_id, event, ts, received_at, event_id FROM feedback"
+def _chunks(
+    connection: sqlite3.Connection, db_path: Path, since: float | None, reveal: DataKeyring | None
+) -> Iterator[list[Any]]:
+    sealed = ", user_id_sealed, user_id_key" if reveal is not None else ""
+    query = f"SELECT id, user_id, item_id, event, ts, received_at, event_id{sealed} FROM feedback"
     parameters: tuple[float, ...] = ()
     if since is not None:
         query, parameters = query + " WHERE ts >= ?", (since,)
     try:
         cursor = connection.execute(query + " ORDER BY id", parameters)
         while rows := cursor.fetchmany(CHUNK_ROWS):
-            yield rows
+            yield rows if reveal is None else [_revealed(reveal, row) for row in rows]
     except sqlite3.DatabaseError as exc:
-        problem = "has no feedback table" if "no such table" in str(exc) else f"is not readable: {exc}"
+        text = str(exc)
+        if "no such column" in text:
+            problem = "holds no encrypted user ids (written before they were kept)"
+            raise DataFormatError(db_path, f"cannot reveal users: the file {problem}") from exc
+        problem = "has no feedback table" if "no such table" in text else f"is not readable: {exc}"
         raise DataFormatError(db_path, f"not a recdrill feedback log: the file {problem}") from exc
 
 
-def _write_parquet(chunks: Iterator[list[Any]], path: Path) -> int:
+def _revealed(keyring: DataKeyring, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The exported columns plus the raw id (None for a row stored with pseudonyms only)."""
+    *columns, blob, key_id = row
+    raw = None if blob is None else unseal(keyring, blob, key_id, int(row[0]))
+    return (*columns, raw)
+
+
+def _write_parquet(chunks: Iterator[list[Any]], path: Path, schema: pa.Schema) -> int:
     written = 0
-    with pq.ParquetWriter(path, ARROW_SCHEMA) as writer:
+    with pq.ParquetWriter(path, schema) as writer:
         for rows in chunks:
             columns = zip(*rows, strict=True)
-            arrays = [pa.array(c, type=f.type) for c, f in zip(columns, ARROW_SCHEMA, strict=True)]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA))
+            arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
             written += len(rows)
         if written == 0:  # an empty file still carries the schema, so readers see the columns
-            writer.write_table(ARROW_SCHEMA.empty_table())
+            writer.write_table(schema.empty_table())
     return written
 
 
-def _write_csv(chunks: Iterator[list[Any]], path: Path) -> int:
+def _write_csv(chunks: Iterator[list[Any]], path: Path, schema: pa.Schema) -> int:
     written = 0
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow(schema.names)
         for rows in chunks:
             writer.writerows(rows)
             written += len(rows)
