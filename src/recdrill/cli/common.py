@@ -67,8 +67,9 @@ def make_split(dataset: Dataset, kind: str) -> Split:
     return leave_one_out(dataset) if kind == "loo" else time_split_by_fraction(dataset)
 
 
-def read_params(path: Path | None) -> dict[str, Any]:
-    """Hyper-parameters from JSON: what `recdrill tune` writes (its `best_params`), or a plain object."""
+def read_json_object(path: Path | None, key: str, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``: its ``key`` member when it has one (what another recdrill command
+    wrote), else the object itself; ``{}`` without a path. ``what`` names it in errors."""
     if path is None:
         return {}
     try:
@@ -77,10 +78,15 @@ def read_params(path: Path | None) -> dict[str, Any]:
         raise DataFileNotFoundError(path) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
-    params = raw.get("best_params", raw) if isinstance(raw, dict) else None
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path}: expected a JSON object of hyper-parameters")
-    return params
+    found = raw.get(key, raw) if isinstance(raw, dict) else None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{path}: expected a JSON object of {what}")
+    return found
+
+
+def read_params(path: Path | None) -> dict[str, Any]:
+    """Hyper-parameters from JSON: what `recdrill tune` writes (its `best_params`), or a plain object."""
+    return read_json_object(path, "best_params", "hyper-parameters")
 
 
 def fit_or_load(

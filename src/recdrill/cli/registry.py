@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from recdrill.cli.app import cli
-from recdrill.errors import ConfigError, DataFileNotFoundError, RecdrillError
+from recdrill.cli.common import read_json_object
+from recdrill.errors import ConfigError, RecdrillError
 from recdrill.registry.stages import Stage, parse_stage
 
 if TYPE_CHECKING:  # the registry (and the signing library) load when a command runs, not at startup
@@ -40,18 +41,7 @@ def home_option(command: Any) -> Any:
 
 def read_metrics(path: Path | None) -> dict[str, float]:
     """Metrics from JSON: ``recdrill eval --json`` output (its ``metrics``) or a plain object."""
-    if path is None:
-        return {}
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataFileNotFoundError(path) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
-    metrics = raw.get("metrics", raw) if isinstance(raw, dict) else None
-    if not isinstance(metrics, dict):
-        raise ConfigError(f"{path}: expected a JSON object of metrics")
-    return metrics
+    return read_json_object(path, "metrics", "metrics")
 
 
 def open_registry(home: Path | None) -> Registry:
