@@ -6,8 +6,9 @@ The names below are imported on first use (PEP 562), so a serving worker that ne
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from recdrill.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "Catalog": "dataset",
@@ -71,10 +72,4 @@ if TYPE_CHECKING:
     from recdrill.data.tabular import ColumnMapping, load_interactions, parse_column_mapping
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'recdrill.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"recdrill.data.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_getattr("recdrill.data", _EXPORTS, globals())

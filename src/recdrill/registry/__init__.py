@@ -6,8 +6,9 @@ cost a quarter of a second to import, which commands that never touch the regist
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from recdrill.lazy_exports import lazy_getattr
 
 _EXPORTS = {
     "VersionRow": "catalog",
@@ -43,10 +44,4 @@ if TYPE_CHECKING:
     from recdrill.registry.stages import Stage
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'recdrill.registry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"recdrill.registry.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_getattr("recdrill.registry", _EXPORTS, globals())
