@@ -21,7 +21,7 @@ import pytest
 from recdrill.cli import main
 from recdrill.registry.keys import DATA_KEY_ENV, HOME_ENV, KeyFiles, init_keys, load_data_keyring
 from recdrill.serving.feedback import FeedbackEvent, FeedbackLog
-from recdrill.serving.feedback_crypto import PSEUDONYMS_ONLY_ENV, UserIdSealer, pseudonyms_only_unless_keyed
+from recdrill.serving.feedback_crypto import PSEUDONYMS_ONLY_ENV, UserIdSealer
 from recdrill.serving.process import ServerProcess
 
 SHOP = "shopsim:n_items=300,n_users=200,n_events=4000"
@@ -215,14 +215,3 @@ def test_a_failed_rotation_changes_no_row_and_keeps_the_old_key(
     assert f"feedback row {last}" in capsys.readouterr().err
     assert sealed_column(log.path) == before  # not one row re-encrypted: all or nothing
     assert load_data_keyring(home).current.id == old_id
-
-
-def test_the_demo_opts_out_only_where_no_data_key_is_configured(home: Path, tmp_path: Path) -> None:
-    """``recdrill demo`` on a fresh machine keeps pseudonyms only; with keys it seals, like serve."""
-    fresh = {HOME_ENV: str(tmp_path / "fresh-home")}
-    with pseudonyms_only_unless_keyed(fresh) as opted_out:
-        assert opted_out and fresh[PSEUDONYMS_ONLY_ENV] == "1"  # what the demo's server inherits
-    assert PSEUDONYMS_ONLY_ENV not in fresh  # set for the demo's server only, then removed
-    keyed = {HOME_ENV: str(home)}
-    with pseudonyms_only_unless_keyed(keyed) as opted_out:
-        assert not opted_out and PSEUDONYMS_ONLY_ENV not in keyed

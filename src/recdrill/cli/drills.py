@@ -25,7 +25,6 @@ from recdrill.eval.evaluate import evaluate, format_table
 from recdrill.models.factory import make_model
 from recdrill.security.tls import client_ssl_context, make_dev_certificate
 from recdrill.serving.config import ENV_ADMIN_KEY
-from recdrill.serving.feedback_crypto import PSEUDONYMS_ONLY_ENV, pseudonyms_only_unless_keyed
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed
 from recdrill.serving.ray_process import RayServerProcess
@@ -216,10 +215,7 @@ def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backe
         )
     else:
         server_process = ServerProcess(model_dir, out / "state", admin_key=admin_key)
-    # No data key configured (a fresh machine): the demo's synthetic users are kept as pseudonyms only.
-    with pseudonyms_only_unless_keyed() as pseudonyms_only, server_process as server:
-        if pseudonyms_only:
-            click.echo(f"  feedback keeps pseudonyms only ({PSEUDONYMS_ONLY_ENV}=1)", err=True)
+    with server_process as server:
         click.echo(f"  serving on {server.url} (pid {server.pid})", err=True)
         click.echo("[4/4] running the drill", err=True)
         plan = ReplayPlan.from_fold(split.test)

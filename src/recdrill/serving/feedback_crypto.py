@@ -28,7 +28,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from recdrill.errors import ConfigError, KeyMaterialError
@@ -141,28 +141,6 @@ def load_user_id_sealer(environ: Mapping[str, str] | None = None) -> UserIdSeale
             f"unusable data key for feedback user ids ({exc}); fix it, or set "
             f"{PSEUDONYMS_ONLY_ENV}=1 to store pseudonyms only"
         ) from None
-
-
-@contextlib.contextmanager
-def pseudonyms_only_unless_keyed(environ: dict[str, str] | None = None) -> Iterator[bool]:
-    """Within the block, opt out (set the variable) if no data key is configured; yields whether it did.
-
-    For ``recdrill demo``: its server inherits this environment, and a fresh machine has no keys.
-    """
-    env = os.environ if environ is None else environ
-    if pseudonyms_only(env):
-        yield True
-        return
-    try:
-        load_data_keyring(recdrill_home(env), env)
-    except KeyMaterialError:
-        env[PSEUDONYMS_ONLY_ENV] = "1"
-        try:
-            yield True
-        finally:
-            env.pop(PSEUDONYMS_ONLY_ENV, None)
-        return
-    yield False
 
 
 def reencrypt_feedback(db_path: str | Path, keyring: DataKeyring, new_key: DataKey) -> int:
