@@ -85,6 +85,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "ours+reorder": {"reorder_span": 0.3},
     "ours+category-substitution": {"category_rate": 0.1},
     "ours+attribute-mask": {"attribute_mask_rate": 0.2},
+    "ours+attribute-mask+crop+mask": {"attribute_mask_rate": 0.2, "crop_keep": 0.8, "mask_rate": 0.2},
 }
 # Price perturbation and brand substitution need prices and brands, which the Amazon files lack.
 

@@ -23,7 +23,9 @@ import pytest
 from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.tabular import ColumnMapping
-from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
+from recdrill.errors import ConfigError
+from recdrill.serving.feedback import SCHEMA, FeedbackEvent, FeedbackLog, FeedbackLogError
+from recdrill.serving.feedback_export import count_withheld, export_feedback
 from recdrill.serving.process import ServerProcess
 
 SHOP = "shopsim:n_items=500,n_users=400,n_events=8000"
@@ -263,3 +265,92 @@ def test_export_errors_are_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / name).exists()
+
+
+# --- quarantine -------------------------------------------------------------------------------
+
+
+def quarantined(db: Path) -> dict[int, str]:
+    """Row id -> reason of every quarantined event."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return dict(connection.execute("SELECT feedback_id, reason FROM quarantine"))
+
+
+def test_read_after_hands_out_committed_rows_in_order(log: FeedbackLog) -> None:
+    assert log.last_id() == 0 and log.read_after(0) == []
+    ids = [log.append(event(i)) for i in range(6)]
+    rows = log.read_after(ids[1], limit=3)
+    assert [r[0] for r in rows] == ids[2:5] and log.last_id() == ids[-1]
+    _, user, item, kind, ts = rows[0]
+    assert user.startswith("u_") and user != "U-2"  # as stored: the pseudonym
+    assert (item, kind, ts) == ("SKU-000002", "cart", 1_700_000_002.0)
+
+
+def test_quarantine_where_matches_user_item_event_and_span(log: FeedbackLog) -> None:
+    ids = [log.append(event(i)) for i in range(28)]  # user U-(i % 7), kind i % 4, ts 1_700_000_000 + i
+    assert log.quarantine_where(user_id="U-3", since=1_700_000_010.0, reason="user_burst") == 3
+    assert quarantined(log.path) == dict.fromkeys([ids[10], ids[17], ids[24]], "user_burst")
+    assert log.quarantine_where(user_id="U-3", reason="manual") == 1  # only i=3 is new
+    assert quarantined(log.path)[ids[10]] == "user_burst"  # the first reason stays
+    assert log.quarantine_where(item_id="SKU-000005", event="cart", reason="spike") == 0  # it is a click
+    assert log.quarantine_where(item_id="SKU-000005", event="click", reason="spike") == 1
+    stored_user = log.read_after(ids[0], limit=1)[0][1]  # U-1's pseudonym, as a monitor reads it
+    assert log.quarantine_where(user_pseudonym=stored_user, until=1_700_000_008.0, reason="burst") == 2
+    assert log.quarantine([ids[0], ids[0], 10**6], "manual") == 1  # repeats and unknown ids skipped
+    assert log.quarantine_where(user_id="U-6", from_id=ids[14], reason="recent") == 2  # i = 20, 27
+    assert len(quarantined(log.path)) == 10 and log.count() == 28  # nothing is deleted
+
+
+def test_a_quarantine_needs_a_reason_and_a_target(log: FeedbackLog) -> None:
+    row = log.append(event(1))
+    with pytest.raises(ConfigError, match="needs a reason"):
+        log.quarantine([row], " ")
+    with pytest.raises(ConfigError, match="names a user_id or an item_id"):
+        log.quarantine_where(reason="everything", since=0.0)
+    with pytest.raises(ConfigError, match="not both"):
+        log.quarantine_where(reason="x", user_id="U-1", user_pseudonym="u_0000000000000000")
+    assert quarantined(log.path) == {}
+
+
+def test_quarantined_events_are_left_out_of_the_export(
+    log: FeedbackLog, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [log.append(event(i)) for i in range(20)]
+    assert log.quarantine_where(user_id="U-2", reason="user_burst") == 3  # i = 2, 9, 16
+    kept = [row for i, row in enumerate(ids) if i % 7 != 2]
+    base = ["feedback", "export", "--state-dir", str(tmp_path), "--out"]
+    assert main([*base, str(tmp_path / "clean.csv")]) == 0
+    assert "exported 17 event(s)" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "all.csv"), "--include-quarantined"]) == 0
+    assert "exported 20 event(s)" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "late.csv"), "--since", "1700000010"]) == 0
+    assert "withheld 1 quarantined event(s)" in capsys.readouterr().err  # i = 16
+    with (tmp_path / "clean.csv").open() as clean, (tmp_path / "all.csv").open() as every:
+        assert [int(r["id"]) for r in csv.DictReader(clean)] == kept
+        assert [int(r["id"]) for r in csv.DictReader(every)] == ids
+    assert export_feedback(log.path, tmp_path / "all.parquet", include_quarantined=True) == 20
+    assert pq.read_table(tmp_path / "all.parquet").num_rows == 20
+    assert export_feedback(log.path, tmp_path / "clean.parquet") == 17
+
+
+def test_a_log_from_before_quarantine_exports_and_gains_it_on_open(tmp_path: Path) -> None:
+    db = tmp_path / "feedback.db"
+    with contextlib.closing(sqlite3.connect(db)) as connection:  # the schema before quarantine existed
+        connection.execute(SCHEMA)
+        rows = [(f"u_{i:016x}", f"SKU-{i}", "click", 1.0 + i, 2.0 + i) for i in range(5)]
+        connection.executemany(
+            "INSERT INTO feedback (user_id, item_id, event, ts, received_at) VALUES (?, ?, ?, ?, ?)", rows
+        )
+        connection.commit()
+    assert export_feedback(db, tmp_path / "old.csv") == 5 and count_withheld(db) == 0
+    with contextlib.closing(sqlite3.connect(db)) as connection:  # exporting changed nothing
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        assert "quarantine" not in tables
+    log = FeedbackLog(db)
+    try:
+        assert log.quarantine_where(item_id="SKU-3", reason="spike") == 1
+        assert log.append(event(9)) == 6  # old rows kept their ids; new ones follow
+    finally:
+        log.close()
+    assert stored(db)[4] == "SKU-3" and quarantined(db) == {4: "spike"}
+    assert export_feedback(db, tmp_path / "new.csv") == 5 and count_withheld(db) == 1

@@ -11,7 +11,7 @@ from recdrill.cli.app import cli
 from recdrill.cli.registry import home_option
 from recdrill.errors import ConfigError
 from recdrill.registry.keys import load_data_keyring, recdrill_home
-from recdrill.serving.feedback_export import export_feedback
+from recdrill.serving.feedback_export import count_withheld, export_feedback
 
 DB_NAME = "feedback.db"
 
@@ -63,15 +63,29 @@ def feedback_group() -> None:
     help="Add a raw_user_id column, decrypted with the data key (RECDRILL_DATA_KEY or "
     "RECDRILL_HOME/keys/data.key): for data-subject requests; the file then holds personal data.",
 )
+@click.option(
+    "--include-quarantined",
+    is_flag=True,
+    help="Keep the events the anomaly monitor quarantined (bot bursts, poisoned clicks); "
+    "by default they are left out of the export.",
+)
 @home_option
 def export_command(
-    state_dir: Path, out: Path, since: str | None, reveal_users: bool, home: Path | None
+    state_dir: Path,
+    out: Path,
+    since: str | None,
+    reveal_users: bool,
+    include_quarantined: bool,
+    home: Path | None,
 ) -> None:
     """Export feedback events for retraining (safe while the server runs); user ids are pseudonyms
-    unless --reveal-users."""
+    unless --reveal-users; quarantined events are left out unless --include-quarantined."""
     keyring = load_data_keyring(home or recdrill_home()) if reveal_users else None
     moment = None if since is None else parse_since(since)
-    count = export_feedback(state_dir / DB_NAME, out, moment, reveal=keyring)
-    click.echo(f"exported {count} event(s) to {out}", err=True)
+    db = state_dir / DB_NAME
+    count = export_feedback(db, out, moment, reveal=keyring, include_quarantined=include_quarantined)
+    # Counted after the export, on a snapshot of its own: a server still quarantining may move it.
+    withheld = 0 if include_quarantined else count_withheld(db, moment)
+    click.echo(f"exported {count} event(s) to {out}; withheld {withheld} quarantined event(s)", err=True)
     if reveal_users:
         click.echo(f"warning: {out} holds raw user ids: keep it private and delete it when done", err=True)

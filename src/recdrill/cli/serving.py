@@ -16,6 +16,9 @@ from recdrill.serving.feedback_crypto import load_user_id_sealer
 from recdrill.serving.process import ServerTls, run_server
 from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
 
+# Named, not imported: the workers import them (the CLI wires areas, it does not load them).
+MONITORS = ("recdrill.monitor.live:live_monitor", "recdrill.monitor.anomaly_watch:anomaly_watch")
+
 
 @cli.command("serve")
 @click.option(
@@ -140,6 +143,13 @@ from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_r
     default=None,
     help="The certificate's PEM private key (keep it mode 0600).",
 )
+@click.option(
+    "--monitor/--no-monitor",
+    default=True,
+    show_default=True,
+    help="Watch served traffic for drift against the training reference, and feedback for anomalies "
+    "(quarantined out of 'feedback export'); /metrics: recdrill_drift_*, recdrill_anomalies_total.",
+)
 def serve_command(
     model_dir: Path | None,
     registry_version: str | None,
@@ -167,6 +177,7 @@ def serve_command(
     breaker_min_calls: int,
     tls_cert: Path | None,
     tls_key: Path | None,
+    monitor: bool,
 ) -> None:
     """Serve recommendations over HTTP, or HTTPS with --tls-cert and --tls-key (admin key from the
     RECDRILL_ADMIN_KEY variable)."""
@@ -206,6 +217,7 @@ def serve_command(
         breaker_open_s=breaker_open_s,
         breaker_min_calls=breaker_min_calls,
         model_version=registry_version,
+        observers=MONITORS if monitor else (),
     )
     if backend == "ray":
         ray_options = RayOptions(

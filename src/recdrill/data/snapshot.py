@@ -18,6 +18,7 @@ from recdrill.data.ragged import Ragged
 from recdrill.errors import DataFormatError
 
 SNAPSHOT_FILE = "snapshot.npz"
+REFERENCE_REQUESTS = 2000
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class ShopSnapshot:
     category_parent: np.ndarray  # int32 [n_categories], -1 top level
     user_ids: np.ndarray  # str [n_users]
     histories: Ragged  # each user's most recent items, oldest first
+    item_price: np.ndarray | None = None  # float64 [n_items], NaN unknown; None: no prices at all
+    # Histories as requests saw them during training (see ``event_histories``): the reference that
+    # drift monitoring compares live requests with. None in snapshots saved before it existed.
+    reference_histories: Ragged | None = None
     _item_order: np.ndarray = field(init=False, repr=False, compare=False)
     _user_order: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -65,6 +70,8 @@ class ShopSnapshot:
             ),
             user_ids=np.asarray(dataset.user_ids, dtype=str),
             histories=dataset.sequences().last(history_length),
+            item_price=None if catalog.price is None else np.asarray(catalog.price, dtype=np.float64),
+            reference_histories=event_histories(dataset, REFERENCE_REQUESTS, history_length),
         )
 
     @property
@@ -93,9 +100,14 @@ class ShopSnapshot:
         return np.flatnonzero(member)
 
     def save(self, folder: str | Path) -> None:
+        prices = {} if self.item_price is None else {"item_price": self.item_price}
+        if self.reference_histories is not None:
+            prices["reference_indptr"] = self.reference_histories.indptr
+            prices["reference_values"] = self.reference_histories.values
         np.savez(
             Path(folder) / SNAPSHOT_FILE,
             allow_pickle=False,
+            **prices,
             item_ids=self.item_ids,
             item_counts=self.item_counts,
             item_category=self.item_category,
@@ -120,11 +132,64 @@ class ShopSnapshot:
                 category_parent=arrays["category_parent"],
                 user_ids=arrays["user_ids"],
                 histories=Ragged(arrays["history_indptr"], arrays["history_values"]),
+                item_price=arrays.get("item_price"),  # absent from snapshots saved before prices
+                reference_histories=(
+                    Ragged(arrays["reference_indptr"], arrays["reference_values"])
+                    if "reference_indptr" in arrays
+                    else None
+                ),
             )
         except FileNotFoundError as exc:
             raise DataFormatError(path, "no shop snapshot: was the model saved by 'recdrill train'?") from exc
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise DataFormatError(path, f"corrupt shop snapshot: {exc}") from exc
+
+
+def event_histories(
+    dataset: Dataset, n: int, history_length: int = 50, recent_share: float = 0.25, seed: int = 0
+) -> Ragged:
+    """What the history of a request looked like at up to ``n`` events of the last ``recent_share``
+    of the timeline: each sampled event's user's items before it (its last ``history_length``).
+
+    This, not each user's final history, is what live requests resemble: a request comes at some
+    point of a user's life, after a varying number of items.
+
+    Example:
+        >>> from recdrill.data.shopsim import ShopSim
+        >>> shop = ShopSim(n_items=200, n_users=100, n_events=2000, seed=1).generate()
+        >>> rows = event_histories(shop, 50, history_length=5)
+        >>> len(rows), int(rows.lengths.max()) <= 5, int(rows.lengths.min()) >= 1
+        (50, True, True)
+    """
+    return histories_before(dataset, reference_events(dataset, n, recent_share, seed), history_length)
+
+
+def reference_events(dataset: Dataset, n: int, recent_share: float = 0.25, seed: int = 0) -> np.ndarray:
+    """Indices of up to ``n`` events, sampled from the last ``recent_share`` of the timeline among
+    those with at least one earlier event of the same user (sorted)."""
+    events = dataset.interactions
+    if len(events) == 0:
+        return np.zeros(0, dtype=np.int64)
+    recent = events.timestamp >= np.quantile(events.timestamp, 1.0 - recent_share)
+    candidates = np.flatnonzero(recent & (np.arange(len(events)) > _user_starts(events.user)))
+    return np.sort(np.random.default_rng(seed).choice(candidates, min(n, len(candidates)), replace=False))
+
+
+def histories_before(dataset: Dataset, events: np.ndarray, history_length: int = 50) -> Ragged:
+    """Per event index, its user's last ``history_length`` items before it (dense item ids)."""
+    interactions = dataset.interactions
+    events = np.asarray(events, dtype=np.int64)
+    starts = np.maximum(_user_starts(interactions.user)[events], events - history_length)
+    lengths = events - starts
+    indptr = np.zeros(len(events) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    offsets = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+    return Ragged(indptr, interactions.item[offsets].astype(np.int32))
+
+
+def _user_starts(user: np.ndarray) -> np.ndarray:
+    """Per event, the index of its user's first event (interactions are sorted by user, then time)."""
+    return np.searchsorted(user, user, side="left")
 
 
 def _lookup(order: np.ndarray, ids: np.ndarray, wanted: list[str]) -> np.ndarray:

@@ -52,6 +52,14 @@ from recdrill.serving.faults import FaultStore
 from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
 from recdrill.serving.logs import install_log_scrubbing
 from recdrill.serving.metrics import ServingMetrics
+from recdrill.serving.observers import (
+    FeedbackSeen,
+    ObserverContext,
+    RecommendSeen,
+    ServedModels,
+    ServingObserver,
+    load_factory,
+)
 from recdrill.serving.reload import ModelReloader, refusal_reason
 from recdrill.serving.router import RoutedAnswer
 from recdrill.serving.schemas import (
@@ -94,6 +102,7 @@ class ServingState:
 def create_app(config: ServeConfig) -> FastAPI:
     """The recdrill serving app for one worker; the model is loaded at start-up (see ``/readyz``)."""
     metrics = ServingMetrics()
+    observers: list[ServingObserver] = []
     access = AccessControl(
         config.key_store,
         config.admin_key_sha256,
@@ -115,9 +124,15 @@ def create_app(config: ServeConfig) -> FastAPI:
             raise
         follower = asyncio.create_task(state.reloader.follow(state))
         canary = asyncio.create_task(state.canary.run(state))
+        watching = _start_observers(config, metrics, state, observers)
         try:
             yield
         finally:
+            for task in watching:
+                task.cancel()
+            for observer in observers:
+                observer.close()
+            observers.clear()
             follower.cancel()
             canary.cancel()
             state.canary.close()
@@ -169,7 +184,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def recommend(body: RecommendRequest, s: Loaded) -> JSONResponse:
         started = time.perf_counter()
         g = s.generation  # this request's model version, whatever a reload does meanwhile
-        request = _tier_request(g, body)
+        request, unknown = _tier_request(g, body)
         arm = s.canary.choose(g, request)  # the primary's chain, or the canary's for this user
         if len(request.history) == 0:
             routed = RoutedAnswer(await g.popular.serve(request), g.popular.name)  # cold start
@@ -186,6 +201,21 @@ def create_app(config: ServeConfig) -> FastAPI:
         scores = routed.answer.scores.astype(float).tolist()
         latency_s = time.perf_counter() - started
         s.canary.observe(arm, g, request, routed, latency_s)
+        if observers:
+            seen = RecommendSeen(
+                time.time(),
+                request.history,
+                len(body.history),
+                unknown,
+                None if body.user_id is None else bool(g.snapshot.user_index(body.user_id) >= 0),
+                routed.answer.items,
+                routed.answer.scores,
+                routed.served_by,
+                arm.router.tiers[0].name,
+                g.snapshot,
+            )
+            for observer in observers:
+                observer.recommend(seen)
         return JSONResponse(
             {
                 "items": [{"item_id": i, "score": v} for i, v in zip(items, scores, strict=True)],
@@ -205,6 +235,8 @@ def create_app(config: ServeConfig) -> FastAPI:
             raise HTTPException(503, detail=f"feedback not recorded: {exc}") from exc
         metrics.feedback.labels(body.event).inc()
         s.canary.feedback(body.user_id, body.item_id, body.event)  # a label for the canary judge
+        for observer in observers:
+            observer.feedback(FeedbackSeen(time.time(), body.item_id, body.event, body.price, row))
         return JSONResponse({"status": "committed", "id": row})
 
     @app.get("/healthz")
@@ -366,9 +398,11 @@ def _first_generation(config: ServeConfig, shared: Shared, reloader: ModelReload
     return load_generation(config.model_dir, shared)
 
 
-def _tier_request(s: Generation, body: RecommendRequest) -> TierRequest:
+def _tier_request(s: Generation, body: RecommendRequest) -> tuple[TierRequest, int]:
+    """The request in dense ids, and how many of the given history ids the catalogue lacks."""
     given = s.snapshot.item_index(body.history) if body.history else np.zeros(0, dtype=np.int64)
     history = given[given >= 0]
+    unknown = len(given) - len(history)
     if body.user_id is not None:
         user = s.snapshot.user_index(body.user_id)
         if user >= 0:
@@ -381,9 +415,24 @@ def _tier_request(s: Generation, body: RecommendRequest) -> TierRequest:
             if found is None:
                 raise HTTPException(422, detail=f"unknown category {body.category!r}")
             allowed = s.category_items.setdefault(body.category, found)
-    return TierRequest(
+    request = TierRequest(
         history[-HISTORY_LENGTH:].astype(np.int64), body.k, allowed, body.user_id, body.category
     )
+    return request, unknown
+
+
+def _start_observers(
+    config: ServeConfig, metrics: ServingMetrics, state: ServingState, into: list[ServingObserver]
+) -> list[asyncio.Task[None]]:
+    """Build the configured observers (``observers.py``) and start their background loops."""
+
+    def served() -> ServedModels:
+        g = state.generation
+        return ServedModels(g.version, g.snapshot, g.model, g.fallback)
+
+    context = ObserverContext(metrics.registry, config.state_dir, served)
+    into.extend(load_factory(spec)(context) for spec in config.observers)
+    return [asyncio.create_task(observer.run()) for observer in into]
 
 
 Scope = MutableMapping[str, Any]

@@ -19,6 +19,7 @@ ENV_DEADLINE_MS = "RECDRILL_DEADLINE_MS"
 ENV_ADMIN_KEY = "RECDRILL_ADMIN_KEY"
 ENV_FALLBACK_MODEL = "RECDRILL_FALLBACK_MODEL"
 ENV_MODEL_VERSION = "RECDRILL_MODEL_VERSION"
+ENV_OBSERVERS = "RECDRILL_OBSERVERS"
 
 
 def _parse_bool(value: str) -> bool:
@@ -75,6 +76,8 @@ class ServeConfig:
             ``model_dir``: each worker verifies it in the registry of ``RECDRILL_HOME`` and decrypts
             it into ``<state_dir>/models/<version>/`` at start-up, and a start-up refusal stops the
             worker; a reload without a body returns to it.
+        observers: import specs (``module:factory``) of traffic observers each worker starts
+            (``observers.py``); ``recdrill serve`` adds the live drift monitor unless ``--no-monitor``.
     """
 
     model_dir: Path
@@ -95,6 +98,7 @@ class ServeConfig:
     key_rate_per_s: float = 100.0
     key_burst: int = 200
     model_version: str | None = None
+    observers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = {
@@ -147,6 +151,7 @@ class ServeConfig:
             admin_key_sha256=cls.hash_key(key) if key else None,
             fallback_model_dir=Path(fallback) if fallback else None,
             key_store=served_key_store_path(env),
+            observers=tuple(spec for spec in env.get(ENV_OBSERVERS, "").split(",") if spec),
             **knobs,
         )
 
@@ -171,4 +176,6 @@ class ServeConfig:
             env[ENV_KEY_STORE] = str(self.key_store)
         if self.model_version is not None:
             env[ENV_MODEL_VERSION] = self.model_version
+        if self.observers:
+            env[ENV_OBSERVERS] = ",".join(self.observers)
         return env

@@ -25,6 +25,12 @@ pseudonym is stable under one key, so one user's events still group together, an
 is kept only encrypted (AES-256-GCM under the data key, bound to its row: ``feedback_crypto``), for
 data-subject requests; the writer assigns each row's id itself, under the write lock, so the id is
 known before the row is sealed and inserted in one statement.
+
+Events an anomaly monitor flags (bot bursts, poisoned clicks) are quarantined in the same file
+(``feedback_quarantine``): :meth:`FeedbackLog.quarantine` by row id, :meth:`FeedbackLog.quarantine_where`
+by user, item and time span; the export leaves them out. :meth:`FeedbackLog.read_after` hands a monitor
+the rows committed since the last one it saw: row ids are assigned under the write lock and committed
+in order, so ``id > last seen`` misses nothing, across all the worker processes writing the file.
 """
 
 from __future__ import annotations
@@ -35,16 +41,19 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from recdrill.data.pseudonymise import Pseudonymiser, default_pseudonymiser
-from recdrill.errors import RecdrillError
+from recdrill.errors import ConfigError, RecdrillError
 from recdrill.serving.feedback_crypto import SEALED_COLUMNS, UserIdSealer, load_user_id_sealer, seal
+from recdrill.serving.feedback_quarantine import QUARANTINE_SCHEMA, quarantine_matching, quarantine_rows
 
 MAX_BATCH = 512
+READ_LIMIT = 10_000  # rows per read_after: a monitor catching up reads in bounded pieces
 BUSY_TIMEOUT_S = 10.0  # other worker processes hold the write lock for one commit at a time
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -63,6 +72,10 @@ NEXT_ID = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'feedback'), 0), "
     "COALESCE((SELECT MAX(id) FROM feedback), 0)) + 1"
 )
+
+
+# (row id, user pseudonym, item id, event, ts) as stored.
+StoredRow = tuple[int, str, str, str, float]
 
 
 class FeedbackLogError(RecdrillError):
@@ -126,6 +139,7 @@ class FeedbackLog:
         self._pseudonymiser = pseudonymiser or default_pseudonymiser()
         self._sealer = load_user_id_sealer() if sealer == "from-env" else sealer
         self.max_batch = max_batch
+        self.busy_timeout_s = busy_timeout_s
         self.commits = 0  # transactions committed: fewer than events when group commit works
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closing = threading.Lock()
@@ -154,6 +168,78 @@ class FeedbackLog:
         """Committed events, read through a connection of its own (WAL: it does not block writers)."""
         with contextlib.closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)) as reader:
             return int(reader.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+
+    def last_id(self) -> int:
+        """The highest committed row id (0 for an empty log): where a monitor starting now begins."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM feedback", ())[0][0])
+
+    def read_after(self, after_id: int, limit: int = READ_LIMIT) -> list[StoredRow]:
+        """Up to ``limit`` committed rows with ``id > after_id``, oldest first (user ids as stored)."""
+        query = "SELECT id, user_id, item_id, event, ts FROM feedback WHERE id > ? ORDER BY id LIMIT ?"
+        return [(int(r[0]), r[1], r[2], r[3], float(r[4])) for r in self._read(query, (after_id, limit))]
+
+    def quarantine(self, row_ids: Iterable[int], reason: str) -> int:
+        """Keep these events out of the export (see ``feedback_quarantine``); returns how many
+        were newly quarantined (ids already quarantined or never committed are skipped).
+
+        Raises:
+            ConfigError: ``reason`` is empty.
+            FeedbackLogError: the write failed.
+        """
+        try:
+            return quarantine_rows(self.path, row_ids, reason, self.busy_timeout_s)
+        except sqlite3.Error as exc:
+            raise FeedbackLogError(f"{self.path}: could not quarantine events: {exc}") from exc
+
+    def quarantine_where(
+        self,
+        *,
+        reason: str,
+        user_id: str | None = None,
+        user_pseudonym: str | None = None,
+        item_id: str | None = None,
+        event: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        from_id: int | None = None,
+    ) -> int:
+        """Quarantine the committed events of a user and/or an item, optionally of one ``event``
+        type, within ``since <= ts <= until`` and from row ``from_id`` on (which bounds the scan);
+        returns how many were newly quarantined.
+
+        ``user_id`` is the raw id a client sent (pseudonymised here with the log's key, as on
+        writing); ``user_pseudonym`` is the id as stored (what :meth:`read_after` returns).
+
+        Raises:
+            ConfigError: no user or item, both ``user_id`` and ``user_pseudonym``, or no reason.
+            FeedbackLogError: the write failed.
+        """
+        if user_id is not None and user_pseudonym is not None:
+            raise ConfigError("give user_id (raw) or user_pseudonym (as stored), not both")
+        if user_id is not None:
+            user_pseudonym = self._pseudonymiser.pseudonymise_id(user_id)
+        item = None if item_id is None else self._pseudonymiser.scrub_text(item_id)  # as stored
+        try:
+            return quarantine_matching(
+                self.path,
+                reason=reason,
+                busy_timeout_s=self.busy_timeout_s,
+                user_id=user_pseudonym,
+                item_id=item,
+                event=event,
+                since=since,
+                until=until,
+                from_id=from_id,
+            )
+        except sqlite3.Error as exc:
+            raise FeedbackLogError(f"{self.path}: could not quarantine events: {exc}") from exc
+
+    def _read(self, query: str, parameters: tuple[int, ...]) -> list[Any]:
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=self.busy_timeout_s)) as reader:
+                return reader.execute(query, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise FeedbackLogError(f"{self.path}: could not read the feedback log: {exc}") from exc
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the file; later appends raise."""
@@ -287,6 +373,7 @@ def _open_for_writing(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
             if name not in columns:  # a file from before this column
                 connection.execute(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
         connection.execute(EVENT_ID_INDEX)
+        connection.execute(QUARANTINE_SCHEMA)  # added later: an older file gains it here
         connection.execute("COMMIT")
     except sqlite3.Error as exc:
         raise FeedbackLogError(f"{path}: cannot open the feedback log: {exc}") from exc

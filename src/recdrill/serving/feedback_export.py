@@ -18,6 +18,10 @@ request) adds a ``raw_user_id`` column: each row's sealed id decrypted with the 
 (``feedback_crypto``); empty for rows stored without one. Any row that does not decrypt (wrong key,
 a ciphertext altered or moved between rows) stops the export with that row named, and no file.
 
+Quarantined events (``feedback_quarantine``: bot bursts, poisoned clicks flagged by the anomaly
+monitor) are left out unless ``include_quarantined``: retraining must not learn from them.
+:func:`count_withheld` says how many a default export leaves out.
+
 The export reads one consistent snapshot (a single SELECT in WAL mode, while the server keeps
 writing), streams it in chunks, and appears under its final name only when complete.
 """
@@ -38,6 +42,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from recdrill.errors import ConfigError, DataFileNotFoundError, DataFormatError
 from recdrill.registry.keys import DataKeyring
 from recdrill.serving.feedback_crypto import unseal
+from recdrill.serving.feedback_quarantine import NOT_QUARANTINED, count_quarantined, has_quarantine
 
 COLUMNS = ("id", "user_id", "item_id", "event", "timestamp", "received_at", "event_id")
 ARROW_SCHEMA = pa.schema(
@@ -57,12 +62,18 @@ CHUNK_ROWS = 50_000
 
 
 def export_feedback(
-    db_path: str | Path, out: str | Path, since: float | None = None, *, reveal: DataKeyring | None = None
+    db_path: str | Path,
+    out: str | Path,
+    since: float | None = None,
+    *,
+    reveal: DataKeyring | None = None,
+    include_quarantined: bool = False,
 ) -> int:
     """Write the events of ``db_path`` (those with ``timestamp >= since``, if given) to ``out``.
 
     The format follows ``out``'s suffix (``.parquet`` or ``.csv``). Returns the number of events.
-    With ``reveal``, a ``raw_user_id`` column holds each row's decrypted user id.
+    With ``reveal``, a ``raw_user_id`` column holds each row's decrypted user id. Quarantined events
+    are left out unless ``include_quarantined``.
 
     Raises:
         KeyMaterialError: with ``reveal``, a row does not decrypt under that keyring.
@@ -80,7 +91,7 @@ def export_feedback(
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _reader(db_path) as connection:
-            chunks = _chunks(connection, db_path, since, reveal)
+            chunks = _chunks(connection, db_path, since, reveal, include_quarantined)
             schema = ARROW_SCHEMA if reveal is None else ARROW_SCHEMA.append(pa.field(*REVEALED))
             written = (
                 _write_parquet(chunks, partial, schema)
@@ -91,6 +102,23 @@ def export_feedback(
     finally:
         partial.unlink(missing_ok=True)
     return written
+
+
+def count_withheld(db_path: str | Path, since: float | None = None) -> int:
+    """How many events (with ``timestamp >= since``) a default export leaves out as quarantined.
+
+    Raises:
+        DataFileNotFoundError: there is no database at ``db_path``.
+        DataFormatError: the file is not a readable SQLite database.
+    """
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        raise DataFileNotFoundError(db_path)
+    with _reader(db_path) as connection:
+        try:
+            return count_quarantined(connection, since)
+        except sqlite3.DatabaseError as exc:
+            raise DataFormatError(db_path, f"not a recdrill feedback log: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -108,14 +136,23 @@ def _reader(db_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def _chunks(
-    connection: sqlite3.Connection, db_path: Path, since: float | None, reveal: DataKeyring | None
+    connection: sqlite3.Connection,
+    db_path: Path,
+    since: float | None,
+    reveal: DataKeyring | None,
+    include_quarantined: bool,
 ) -> Iterator[list[Any]]:
     sealed = ", user_id_sealed, user_id_key" if reveal is not None else ""
     query = f"SELECT id, user_id, item_id, event, ts, received_at, event_id{sealed} FROM feedback"
     parameters: tuple[float, ...] = ()
+    conditions = []
     if since is not None:
-        query, parameters = query + " WHERE ts >= ?", (since,)
+        conditions, parameters = ["ts >= ?"], (since,)
     try:
+        if not include_quarantined and has_quarantine(connection):
+            conditions.append(NOT_QUARANTINED)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
         cursor = connection.execute(query + " ORDER BY id", parameters)
         while rows := cursor.fetchmany(CHUNK_ROWS):
             yield rows if reveal is None else [_revealed(reveal, row) for row in rows]

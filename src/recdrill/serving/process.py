@@ -41,7 +41,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -264,6 +264,7 @@ class ServerProcess(ChildServer):
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         ca_bundle: str | Path | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
@@ -278,6 +279,7 @@ class ServerProcess(ChildServer):
         self.port = free_port(host)
         self.ready_timeout_s = ready_timeout_s
         self.log_path = Path(log_path) if log_path else self.state_dir / "server.log"
+        self.extra_args = tuple(extra_args)  # more ``recdrill serve`` options, e.g. ``--no-monitor``
 
     @property
     def url(self) -> str:
@@ -334,6 +336,7 @@ class ServerProcess(ChildServer):
         ]
         if self.tls is not None:
             command += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+        command += self.extra_args
         env = dict(SINGLE_THREAD_ENV)
         if self.admin_key:
             env["RECDRILL_ADMIN_KEY"] = self.admin_key

@@ -43,6 +43,8 @@ class FeedbackRequest(Strict):
     ts: float = Field(default_factory=time.time, ge=0)
     # A client key that makes a retried post safe: the log stores each event_id once.
     event_id: str | None = Field(None, min_length=1, max_length=128)
+    # The price the user saw, when the client knows it: monitoring watches the price level for drift.
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class FeedbackResponse(BaseModel):
