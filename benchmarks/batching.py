@@ -70,7 +70,12 @@ def main() -> None:
         model_dir = work / "itemknn"
         train_itemknn(args.data, model_dir)
         users = sample_users(model_dir)
-        shared = {"RECDRILL_MAX_IN_FLIGHT": str(max(1024, 4 * args.connections))}
+        # Both arms call the model in the worker thread: inline calls (a fast model's default) would
+        # measure something else than batching.
+        shared = {
+            "RECDRILL_MAX_IN_FLIGHT": str(max(1024, 4 * args.connections)),
+            "RECDRILL_INLINE_BELOW_MS": "0",
+        }
         settings = {
             "on": {
                 **shared,

@@ -57,6 +57,24 @@ def server(model_dir: Path) -> Iterator[ServerProcess]:
         yield running
 
 
+def finish(drill: subprocess.Popen[str], timeout_s: float = 60.0) -> tuple[str, str]:
+    """The drill's output once it exits; if it does not within ``timeout_s``, kill it and fail with
+    its signal state and what it printed (a drill that outlives its SIGINT is the bug under test)."""
+    status = Path(f"/proc/{drill.pid}/status")
+    masks = (
+        [line for line in status.read_text().splitlines() if line.startswith("Sig")]
+        if status.exists()
+        else []
+    )
+    try:
+        out, err = drill.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        drill.kill()
+        out, err = drill.communicate()
+        pytest.fail(f"the drill outlived SIGINT by {timeout_s} s; {masks}; stderr:\n{err[-3000:]}")
+    return out or "", err or ""
+
+
 @pytest.fixture(scope="module")
 def plan() -> ReplayPlan:
     return ReplayPlan.from_fold(leave_one_out(load_dataset(DATA)).test)
@@ -134,7 +152,7 @@ def test_interrupted_drill_still_reverts_its_fault(server: ServerProcess, tmp_pa
             time.sleep(0.2)
         assert admin.get("/admin/faults").json(), "the drill never injected its fault"
         drill.send_signal(signal.SIGINT)
-        _, err = drill.communicate(timeout=60)
+        _, err = finish(drill)
         assert drill.returncode == 130, err
         assert admin.get("/admin/faults").json() == []  # removed at once, not left to its 105 s TTL
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -217,7 +235,7 @@ def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path
         assert process_faults.stopped_workers(server) == 1, "the drill never paused a worker"
         stopped = [pid for pid in server.worker_pids() if process_state(pid) == "T"]
         drill.send_signal(signal.SIGINT)
-        _, err = drill.communicate(timeout=60)
+        _, err = finish(drill)
         assert drill.returncode == 130, err
         assert process_faults.stopped_workers(server) == 0  # continued at once, not left stopped
         assert stopped[0] in server.worker_pids()  # the same process, running again

@@ -64,6 +64,16 @@ def wait_for(client: httpx.Client, name: str, feature: str, done: float, timeout
     return value
 
 
+def counter(client: httpx.Client, name: str, **labels: str) -> float:
+    """The sum of a counter's samples with ``labels`` in the server's /metrics text."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 def test_live_traffic_like_training_is_quiet_and_a_cold_start_flood_is_flagged(
     server: ServerProcess, model_dir: Path
 ) -> None:
@@ -94,18 +104,13 @@ def test_a_feedback_burst_is_quarantined_by_the_running_server(server: ServerPro
         for i in range(60):
             body = {"user_id": "bot-1", "item_id": f"SKU-{i:06d}", "event": "click", "ts": now + i / 10}
             assert client.post("/v1/feedback", json=body).status_code == 200
+        # Events judged before the burst showed are quarantined when it does, those after it as the
+        # next polls read them: wait for the whole burst.
         deadline = time.monotonic() + 20.0
-        counted = 0.0
-        while time.monotonic() < deadline and counted < 1.0:
-            text = client.get("/metrics").text
-            counted = sum(
-                s.value
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-                if s.name == "recdrill_anomalies_total" and s.labels.get("kind") == "user_burst"
-            )
+        while time.monotonic() < deadline and counter(client, "recdrill_feedback_quarantined_total") < 60:
             time.sleep(0.2)
-        assert counted == 1.0
+        assert counter(client, "recdrill_anomalies_total", kind="user_burst") == 1.0
+        assert counter(client, "recdrill_feedback_quarantined_total") == 60.0
     out = server.state_dir / "export.csv"
     kept = export_feedback(server.state_dir / "feedback.db", out)
     everything = export_feedback(server.state_dir / "feedback.db", out, include_quarantined=True)

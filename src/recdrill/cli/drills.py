@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,7 @@ def drill_command(
     """Run a drill against a running server (admin key from RECDRILL_ADMIN_KEY) and write the report.
 
     An https target's certificate is always verified: against --ca-bundle, else the system store."""
+    _interruptible()
     scenario = _scenario(scenario_spec)
     verify = client_ssl_context(ca_bundle)
     admin_key = os.environ.get(ENV_ADMIN_KEY)
@@ -118,6 +121,14 @@ def drill_command(
     workers = None if server_pid is None else LocalServer(server_pid)
     journal = _run_drill(scenario, target, admin_key, plan, out, workers, verify)
     click.echo(_summary(journal))
+
+
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) must stop a drill and revert its faults, even when the drill was started as a
+    background job: a shell without job control starts those with SIGINT ignored, and Python keeps
+    an ignored SIGINT ignored (seen: a drill outliving its SIGINT under ``pytest ... &``)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _run_drill(
@@ -178,6 +189,7 @@ def _run_drill(
 )
 def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backend: str, tls: bool) -> None:
     """The main job: build a shop, train, serve, run a game-day drill, write the report."""
+    _interruptible()
     started = time.perf_counter()
     scenario = _scenario(scenario_spec)
     if tls and backend == "ray":

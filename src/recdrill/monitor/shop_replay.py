@@ -18,7 +18,7 @@ the ``RecdrillFeatureDrift`` rule pages on: a feature's flag held for ``sustain_
 Example (small, so that doctest runs it quickly)::
 
     >>> from recdrill.data.shopsim import ShopSim
-    >>> shop = ShopSim(n_items=200, n_users=300, n_events=9000, seed=3).generate()
+    >>> shop = ShopSim(n_items=200, n_users=600, n_events=30_000, seed=3).generate()
     >>> t = shop.interactions.timestamp
     >>> cut = int(t.min() + 0.8 * (t.max() - t.min()))
     >>> result = replay_shop(shop, train_end=cut, stop=int(t.max()), stationary_s=600,
@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry
 
 from recdrill.data.dataset import Dataset, EventType
 from recdrill.data.snapshot import REFERENCE_REQUESTS, ShopSnapshot, histories_before, reference_events
+from recdrill.errors import ConfigError
 from recdrill.models.base import BaseRecommender
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.models.popularity import PopularityRecommender
@@ -103,6 +104,11 @@ def replay_shop(
     pool = reference_events(train, len(train.interactions))
     pool = np.setdiff1d(pool, reference_events(train, REFERENCE_REQUESTS))
     pool = np.flatnonzero(events.timestamp < train_end)[pool]  # training's event indices -> the shop's
+    if len(pool) == 0:
+        raise ConfigError(
+            f"the reference period holds no events beyond the {REFERENCE_REQUESTS} of the reference: "
+            "replay a larger shop"
+        )
     rng = np.random.default_rng(seed)
     n_stationary = int(rate * stationary_s)
     stationary = rng.choice(pool, n_stationary, replace=n_stationary > len(pool))

@@ -8,7 +8,16 @@ meanwhile. A batch goes when it holds ``max_batch`` histories, when the first of
 waited while it ran). One batch runs at a time per batcher: a second would only fight the first
 for the same cores.
 
-With ``enabled=False`` each call is scored alone, still in the worker thread (the baseline of
+A fast model is scored inline instead: when the batches' recent cost (an exponentially weighted
+mean) is under ``inline_below_ms``, the event loop calls the model itself. Handing a call to the
+worker thread and back costs more than scoring a few histories with an item-to-item model (about a
+tenth of a request's CPU time, measured with py-spy on ``benchmarks/serving_overhead.py``), and with
+one BLAS thread per worker the thread buys no parallelism. A slow model (the Transformer on a CPU)
+stays in the thread, so that the router's deadline can still answer from another tier while it
+runs; a fast model that turns slow moves back there after a call or two. Fault latency is an
+``asyncio.sleep`` before the call, so it never blocks the loop either way.
+
+With ``enabled=False`` each call is scored alone, always in the worker thread (the baseline of
 ``benchmarks/batching.py``). A caller that stops waiting (the router's deadline) just drops its
 future; a batch already running finishes, and its row for that caller is thrown away.
 """
@@ -61,6 +70,7 @@ class MicroBatcher:
         max_wait_ms: float = 1.0,
         enabled: bool = True,
         on_batch: BatchListener | None = None,
+        inline_below_ms: float = 0.0,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"The 'max_batch' parameter of MicroBatcher must be >= 1, got {max_batch}")
@@ -75,6 +85,8 @@ class MicroBatcher:
         self._waiting: list[_Waiting] = []
         self._busy = False
         self._timer: asyncio.TimerHandle | None = None
+        self.inline_below_s = max(0.0, inline_below_ms) / 1000.0
+        self.cost_s = float("inf")  # recent cost of a batch; unknown until the first one ran
 
     async def score(self, history: np.ndarray) -> np.ndarray:
         """Scores of every item for one history (float32 ``[n_items]``, the caller's own copy)."""
@@ -113,8 +125,25 @@ class MicroBatcher:
         histories = Ragged.from_lists([w.history for w in batch])
         if self.on_batch is not None:
             self.on_batch(len(batch))
-        running = loop.run_in_executor(self._executor, self._score, histories)
+        if self.cost_s < self.inline_below_s:
+            done: asyncio.Future[np.ndarray] = loop.create_future()
+            try:
+                done.set_result(self._timed_score(histories))
+            except Exception as exc:  # the callers see the model's error, as from the thread
+                done.set_exception(exc)
+            self._finish(loop, batch, done)
+            return
+        running = loop.run_in_executor(self._executor, self._timed_score, histories)
         running.add_done_callback(lambda done: self._finish(loop, batch, done))
+
+    def _timed_score(self, histories: Ragged) -> np.ndarray:
+        began = time.perf_counter()
+        try:
+            return self._score(histories)
+        finally:
+            spent = time.perf_counter() - began
+            # Weighted 1/2: one slow call is enough to leave the event loop.
+            self.cost_s = spent if self.cost_s == float("inf") else 0.5 * self.cost_s + 0.5 * spent
 
     def _finish(
         self, loop: asyncio.AbstractEventLoop, batch: list[_Waiting], done: asyncio.Future[np.ndarray]

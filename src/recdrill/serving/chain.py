@@ -160,6 +160,7 @@ def _wire(
             max_batch=config.batch_max,
             max_wait_ms=config.batch_wait_ms,
             enabled=config.batching,
+            inline_below_ms=config.inline_below_ms,
             on_batch=metrics.batch_size.labels(name).observe,
         )
         batchers.append(batcher)

@@ -38,6 +38,7 @@ _KNOBS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "batching": ("RECDRILL_BATCHING", _parse_bool, "on or off"),
     "batch_max": ("RECDRILL_BATCH_MAX", int, "an integer"),
     "batch_wait_ms": ("RECDRILL_BATCH_WAIT_MS", float, "a number"),
+    "inline_below_ms": ("RECDRILL_INLINE_BELOW_MS", float, "a number"),
     "cache_users": ("RECDRILL_CACHE_USERS", int, "an integer"),
     "cache_ttl_s": ("RECDRILL_CACHE_TTL_S", float, "a number"),
     "breaker_open_s": ("RECDRILL_BREAKER_OPEN_S", float, "a number"),
@@ -66,6 +67,8 @@ class ServeConfig:
             a few milliseconds instead of being refused, while sustained overload is still shed,
             each refusal at most this late.
         batching, batch_max, batch_wait_ms: micro-batching of model calls (see ``batching.py``).
+        inline_below_ms: a model whose batches recently took less than this is called on the event
+            loop rather than in the worker thread (``batching.py``); 0 keeps every call in the thread.
         cache_users, cache_ttl_s: size and time-to-live of the last-good cache per worker.
         breaker_open_s, breaker_min_calls: circuit breaker cool-down and minimum calls to trip.
         key_store: the API-key store to enforce (``recdrill.security``); None: reader and writer
@@ -90,6 +93,7 @@ class ServeConfig:
     batching: bool = True
     batch_max: int = 16
     batch_wait_ms: float = 1.0
+    inline_below_ms: float = 2.0
     cache_users: int = 10_000
     cache_ttl_s: float = 600.0
     breaker_open_s: float = 3.0
@@ -107,6 +111,7 @@ class ServeConfig:
             "admission_wait_ms": (self.admission_wait_ms, self.admission_wait_ms >= 0, ">= 0"),
             "batch_max": (self.batch_max, self.batch_max >= 1, "an int >= 1"),
             "batch_wait_ms": (self.batch_wait_ms, self.batch_wait_ms >= 0, ">= 0"),
+            "inline_below_ms": (self.inline_below_ms, self.inline_below_ms >= 0, ">= 0"),
             "cache_users": (self.cache_users, self.cache_users >= 1, "an int >= 1"),
             "cache_ttl_s": (self.cache_ttl_s, self.cache_ttl_s > 0, "positive"),
             "breaker_open_s": (self.breaker_open_s, self.breaker_open_s >= 0, ">= 0"),
