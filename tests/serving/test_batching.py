@@ -155,3 +155,30 @@ def test_the_router_deadline_gives_up_on_a_late_batched_primary(tmp_path: Path) 
         store.close()
     assert routed.served_by == "popular" and routed.skipped == [("primary", "late")]
     assert elapsed < 0.4
+
+
+@pytest.mark.parametrize(
+    ("busy", "cost_s", "inline_expected"),
+    [(False, 0.0001, True), (True, 0.0001, False), (False, 0.5, False)],
+    ids=["fast-and-idle", "fast-but-busy", "slow"],
+)
+def test_fast_model_runs_on_the_event_loop_unless_the_worker_is_busy_or_the_model_slow(
+    busy: bool, cost_s: float, inline_expected: bool
+) -> None:
+    threads: list[int] = []
+
+    def score(histories: Ragged) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return np.ones((len(histories), 3), dtype=np.float32)
+
+    async def main() -> int:
+        batcher = MicroBatcher(score, max_batch=8, max_wait_ms=0, inline_below_ms=2.0, busy=lambda: busy)
+        await batcher.score(np.array([1]))  # the first call always runs in the thread: cost unknown
+        batcher.cost_s = cost_s  # as measured by earlier calls
+        await batcher.score(np.array([2]))
+        batcher.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads[0] != loop_thread
+    assert (threads[1] == loop_thread) is inline_expected

@@ -19,6 +19,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from recdrill.errors import ConfigError
@@ -34,9 +35,23 @@ RETRY_AFTER_S = 1  # whole seconds: the header takes no fractions
 SHED_ROUTE_KEY = "recdrill.shed_route"  # scope key naming the refused route for the metrics middleware
 
 
+@dataclass
+class WorkerLoad:
+    """How many guarded requests a worker handles now, against its limit: admission control counts,
+    the model batchers read it (a busy worker keeps model calls in the worker thread, ``batching.py``).
+    """
+
+    limit: int
+    in_flight: int = 0
+
+    def is_busy(self) -> bool:
+        """At three quarters of the limit or more: requests are queueing, or about to."""
+        return 4 * self.in_flight >= 3 * self.limit
+
+
 class AdmissionControl:
     """Caps concurrent requests to ``paths`` at ``limit``; the rest wait up to ``wait_s`` for a slot,
-    then get a fast 429."""
+    then get a fast 429. ``load`` (shared with the batchers) holds the count."""
 
     def __init__(
         self,
@@ -45,6 +60,7 @@ class AdmissionControl:
         metrics: ServingMetrics,
         paths: frozenset[str] = frozenset({"/v1/recommend"}),
         wait_s: float = 0.0,
+        load: WorkerLoad | None = None,
     ) -> None:
         if limit < 1:
             raise ConfigError(f"admission limit must be >= 1, got {limit}")
@@ -55,7 +71,7 @@ class AdmissionControl:
         self.metrics = metrics
         self.paths = paths
         self.wait_s = wait_s
-        self.in_flight = 0
+        self.load = load if load is not None else WorkerLoad(limit)
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._body = json.dumps(
             {
@@ -65,12 +81,16 @@ class AdmissionControl:
             }
         ).encode()
 
+    @property
+    def in_flight(self) -> int:
+        return self.load.in_flight
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        if self.in_flight < self.limit:
-            self.in_flight += 1
+        if self.load.in_flight < self.limit:
+            self.load.in_flight += 1
         elif not await self._wait_for_slot():
             self.metrics.shed.labels(scope["path"]).inc()
             scope[SHED_ROUTE_KEY] = scope["path"]
@@ -111,7 +131,7 @@ class AdmissionControl:
             if not slot.done():
                 slot.set_result(None)  # in_flight is unchanged: one leaves, one enters
                 return
-        self.in_flight -= 1
+        self.load.in_flight -= 1
 
     async def _refuse(self, send: Send) -> None:
         headers = [

@@ -42,7 +42,7 @@ from recdrill.errors import RecdrillError, StageError, VersionNotFoundError
 from recdrill.security.access import ACCESS_STATE, API_KEY_HEADER, AccessControl, require_role
 from recdrill.security.audit import AuditMiddleware
 from recdrill.security.roles import Role
-from recdrill.serving.admission import SHED_ROUTE_KEY, AdmissionControl
+from recdrill.serving.admission import SHED_ROUTE_KEY, AdmissionControl, WorkerLoad
 from recdrill.serving.cache import CachedList, LastGoodCache
 from recdrill.serving.canary import CanaryController, CanarySpec
 from recdrill.serving.canary_judge import CanaryJudge
@@ -103,6 +103,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     """The recdrill serving app for one worker; the model is loaded at start-up (see ``/readyz``)."""
     metrics = ServingMetrics()
     observers: list[ServingObserver] = []
+    load = WorkerLoad(config.max_in_flight)
     access = AccessControl(
         config.key_store,
         config.admin_key_sha256,
@@ -118,7 +119,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         if not access.keys_required:
             log.warning("no API key store: reader and writer endpoints are open to anyone")
         try:
-            app.state.serving = state = _load_state(config, metrics)
+            app.state.serving = state = _load_state(config, metrics, load)
         except BaseException:
             access.close()
             raise
@@ -149,6 +150,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         limit=config.max_in_flight,
         metrics=metrics,
         wait_s=config.admission_wait_ms / 1000.0,
+        load=load,
     )
     app.add_middleware(AuditMiddleware)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
@@ -366,10 +368,10 @@ def app_from_env() -> FastAPI:
     return create_app(ServeConfig.from_env())
 
 
-def _load_state(config: ServeConfig, metrics: ServingMetrics) -> ServingState:
+def _load_state(config: ServeConfig, metrics: ServingMetrics, load: WorkerLoad) -> ServingState:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     faults = FaultStore(config.state_dir / "faults.db")
-    shared = Shared(config, metrics, faults, LastGoodCache(config.cache_users, config.cache_ttl_s))
+    shared = Shared(config, metrics, faults, LastGoodCache(config.cache_users, config.cache_ttl_s), load=load)
     reloader = ModelReloader(shared)
     try:
         generation = _first_generation(config, shared, reloader)

@@ -9,13 +9,17 @@ waited while it ran). One batch runs at a time per batcher: a second would only 
 for the same cores.
 
 A fast model is scored inline instead: when the batches' recent cost (an exponentially weighted
-mean) is under ``inline_below_ms``, the event loop calls the model itself. Handing a call to the
-worker thread and back costs more than scoring a few histories with an item-to-item model (about a
-tenth of a request's CPU time, measured with py-spy on ``benchmarks/serving_overhead.py``), and with
-one BLAS thread per worker the thread buys no parallelism. A slow model (the Transformer on a CPU)
-stays in the thread, so that the router's deadline can still answer from another tier while it
-runs; a fast model that turns slow moves back there after a call or two. Fault latency is an
-``asyncio.sleep`` before the call, so it never blocks the loop either way.
+mean) is under ``inline_below_ms`` and the worker keeps up (the batch is not full, no call waits
+behind it, and ``busy()``, admission control's count, is under three quarters of its limit), the
+event loop calls the model itself. Handing a call to the worker thread and back costs more than
+scoring a few histories with an item-to-item model (about a tenth of a request's CPU time, measured
+with py-spy on ``benchmarks/serving_overhead.py``), and with one BLAS thread per worker the thread
+buys no parallelism. A slow model (the Transformer on a CPU) stays in the thread, so that the
+router's deadline can still answer from another tier while it runs; a fast model that turns slow
+moves back there after a call or two. Under overload the thread is kept too: in
+``benchmarks/surge.py``, inline calls at any batch size left the loop too little time to read
+requests, and 3,749 of 38,265 requests timed out at the client instead of getting a 429. Fault
+latency is an ``asyncio.sleep`` before the call, so it never blocks the loop either way.
 
 With ``enabled=False`` each call is scored alone, always in the worker thread (the baseline of
 ``benchmarks/batching.py``). A caller that stops waiting (the router's deadline) just drops its
@@ -71,6 +75,7 @@ class MicroBatcher:
         enabled: bool = True,
         on_batch: BatchListener | None = None,
         inline_below_ms: float = 0.0,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"The 'max_batch' parameter of MicroBatcher must be >= 1, got {max_batch}")
@@ -87,6 +92,7 @@ class MicroBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self.inline_below_s = max(0.0, inline_below_ms) / 1000.0
         self.cost_s = float("inf")  # recent cost of a batch; unknown until the first one ran
+        self.busy = busy
 
     async def score(self, history: np.ndarray) -> np.ndarray:
         """Scores of every item for one history (float32 ``[n_items]``, the caller's own copy)."""
@@ -125,13 +131,17 @@ class MicroBatcher:
         histories = Ragged.from_lists([w.history for w in batch])
         if self.on_batch is not None:
             self.on_batch(len(batch))
-        if self.cost_s < self.inline_below_s:
+        # Inline only while the worker keeps up: a full batch, calls waiting behind it, or admission
+        # control near its limit mean overload, where the thread lets the loop go on reading requests
+        # (and refusing the excess with a fast 429) while the model computes.
+        busy = len(batch) == self.max_batch or bool(self._waiting) or (self.busy is not None and self.busy())
+        if self.cost_s < self.inline_below_s and not busy:
             done: asyncio.Future[np.ndarray] = loop.create_future()
             try:
                 done.set_result(self._timed_score(histories))
             except Exception as exc:  # the callers see the model's error, as from the thread
                 done.set_exception(exc)
-            self._finish(loop, batch, done)
+            self._finish(loop, batch, done, inline=True)
             return
         running = loop.run_in_executor(self._executor, self._timed_score, histories)
         running.add_done_callback(lambda done: self._finish(loop, batch, done))
@@ -146,7 +156,11 @@ class MicroBatcher:
             self.cost_s = spent if self.cost_s == float("inf") else 0.5 * self.cost_s + 0.5 * spent
 
     def _finish(
-        self, loop: asyncio.AbstractEventLoop, batch: list[_Waiting], done: asyncio.Future[np.ndarray]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Waiting],
+        done: asyncio.Future[np.ndarray],
+        inline: bool = False,
     ) -> None:
         self._busy = False
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
@@ -161,7 +175,12 @@ class MicroBatcher:
                 waiting.future.set_exception(error)
             else:
                 waiting.future.set_result(np.array(scores[row], dtype=np.float32, copy=True))
-        self._schedule(loop)
+        if inline:
+            # Let the loop read new requests (and admission control refuse the excess) before the next
+            # batch: back to back inline batches would starve it under overload.
+            loop.call_soon(self._schedule, loop)
+        else:
+            self._schedule(loop)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         """After a batch: calls that arrived while it ran have waited long enough already, so go."""

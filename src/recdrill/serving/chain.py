@@ -22,6 +22,7 @@ from recdrill.data.snapshot import ShopSnapshot
 from recdrill.errors import ModelFileError
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import load_model
+from recdrill.serving.admission import WorkerLoad
 from recdrill.serving.batching import MicroBatcher
 from recdrill.serving.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from recdrill.serving.cache import LastGoodCache
@@ -48,6 +49,7 @@ class Shared:
     faults: FaultStore
     cache: LastGoodCache
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    load: WorkerLoad | None = None  # admission control's count; None: never busy (tests, tools)
 
     def breaker(self, tier: str, slow_call_s: float) -> CircuitBreaker:
         """The tier's breaker, made on first use and kept (with its state) across reloads."""
@@ -161,6 +163,7 @@ def _wire(
             max_wait_ms=config.batch_wait_ms,
             enabled=config.batching,
             inline_below_ms=config.inline_below_ms,
+            busy=None if shared.load is None else shared.load.is_busy,
             on_batch=metrics.batch_size.labels(name).observe,
         )
         batchers.append(batcher)
