@@ -80,6 +80,12 @@ def test_live_traffic_like_training_is_quiet_and_a_cold_start_flood_is_flagged(
     snapshot = ShopSnapshot.load(model_dir)
     users = [str(u) for u, h in zip(snapshot.user_ids, snapshot.histories, strict=True) if len(h)][:300]
     with httpx.Client(base_url=server.url, timeout=10.0) as client:
+        # The monitor starts beside serving, after the worker is ready; its reference is in once
+        # thresholds are published.
+        deadline = time.monotonic() + 30.0
+        while "user_kind" not in drift_samples(client.get("/metrics").text, "recdrill_drift_threshold"):
+            assert time.monotonic() < deadline, "the live monitor never published its thresholds"
+            time.sleep(0.2)
         for user in users:  # known users, as the drill replayer sends them
             assert client.post("/v1/recommend", json={"user_id": user}).status_code == 200
         assert wait_for(client, "recdrill_drift_window_values", "user_kind", 300.0) == 300.0
@@ -100,6 +106,10 @@ def test_live_traffic_like_training_is_quiet_and_a_cold_start_flood_is_flagged(
 def test_a_feedback_burst_is_quarantined_by_the_running_server(server: ServerProcess) -> None:
     now = time.time()
     with httpx.Client(base_url=server.url, timeout=10.0) as client:
+        deadline = time.monotonic() + 30.0  # the anomaly monitor starts beside serving
+        while "recdrill_anomalies_total" not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the anomaly monitor never started"
+            time.sleep(0.2)
         # One account posting 60 clicks within 6 seconds of event time: a script, not a person.
         for i in range(60):
             body = {"user_id": "bot-1", "item_id": f"SKU-{i:06d}", "event": "click", "ts": now + i / 10}

@@ -426,15 +426,27 @@ def _tier_request(s: Generation, body: RecommendRequest) -> tuple[TierRequest, i
 def _start_observers(
     config: ServeConfig, metrics: ServingMetrics, state: ServingState, into: list[ServingObserver]
 ) -> list[asyncio.Task[None]]:
-    """Build the configured observers (``observers.py``) and start their background loops."""
+    """Start the configured observers (``observers.py``) in the background: importing them (the drift
+    monitor loads scipy and pandas) takes seconds on a busy machine, and a replacement worker must
+    answer before that, not after. Requests served meanwhile are not observed."""
 
     def served() -> ServedModels:
         g = state.generation
         return ServedModels(g.version, g.snapshot, g.model, g.fallback)
 
     context = ObserverContext(metrics.registry, config.state_dir, served)
-    into.extend(load_factory(spec)(context) for spec in config.observers)
-    return [asyncio.create_task(observer.run()) for observer in into]
+
+    async def start(spec: str) -> None:
+        try:
+            factory = await asyncio.to_thread(load_factory, spec)
+            observer = factory(context)
+        except Exception:
+            log.exception("observer %s did not start; serving goes on without it", spec)
+            return
+        into.append(observer)
+        await observer.run()
+
+    return [asyncio.create_task(start(spec)) for spec in config.observers]
 
 
 Scope = MutableMapping[str, Any]
