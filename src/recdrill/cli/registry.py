@@ -23,7 +23,7 @@ import click
 
 from recdrill.cli.app import cli
 from recdrill.cli.common import read_json_object
-from recdrill.errors import ConfigError, RecdrillError
+from recdrill.errors import ConfigError
 from recdrill.registry.stages import Stage, parse_stage
 
 if TYPE_CHECKING:  # the registry (and the signing library) load when a command runs, not at startup
@@ -136,32 +136,13 @@ def target_options(command: Any) -> Any:
 
 def call_server(method: str, target: str | None, path: str, body: dict[str, Any] | None = None) -> Any:
     """One admin call to a running server; its JSON answer, or a RecdrillError with its error."""
-    import httpx
-
-    from recdrill.security.tls import client_ssl_context
+    from recdrill.serving.admin_client import admin_request
     from recdrill.serving.config import ENV_ADMIN_KEY
 
-    if not target:
-        raise ConfigError("--target URL is needed: which server runs the canary?")
-    key = os.environ.get(ENV_ADMIN_KEY)
-    if not key:
-        raise ConfigError(f"{ENV_ADMIN_KEY} is not set: canary calls need an admin (or operator) key")
     ca_bundle = click.get_current_context().params.get("ca_bundle")
-    try:
-        with httpx.Client(
-            base_url=target.rstrip("/"), timeout=60.0, verify=client_ssl_context(ca_bundle)
-        ) as c:
-            response = c.request(method, path, json=body, headers={"X-API-Key": key})
-    except httpx.HTTPError as exc:
-        raise RecdrillError(f"{target}: {type(exc).__name__}: {exc}") from exc
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {"error": response.text[:200]}
-    if not response.is_success:
-        error = payload.get("error") if isinstance(payload, dict) else payload
-        raise RecdrillError(f"{method} {path}: {response.status_code}: {error}")
-    return payload
+    return admin_request(
+        method, target, path, body, admin_key=os.environ.get(ENV_ADMIN_KEY), ca_bundle=ca_bundle
+    )
 
 
 @registry_group.command("promote")

@@ -110,6 +110,9 @@ class SASRecRecommender(BaseRecommender):
 
     net_: SASRecNet
     checkpoint_path: str | Path | None = None  # where fit saves and resumes training (not a hyper-parameter)
+    # Fine-tuning (not a hyper-parameter): when True and the model already has weights for the same
+    # catalogue, ``fit`` starts from them instead of a random initialisation.
+    warm_start: bool = False
     watermark_secret: bytes | None = None  # the watermark's secret for fit (never saved)
     watermark_commitment_: str | None = None
     attributes_: sp.csr_matrix | None
@@ -235,7 +238,15 @@ class SASRecRecommender(BaseRecommender):
             membership.data[:] = 1.0
             self.attributes_ = membership
         self.price_buckets_ = _price_buckets(dataset.catalog.price, self.price_buckets)
+        previous = self._warm_weights()
         self.net_ = self._build(dataset.n_items).to(device)
+        if previous is not None:
+            try:
+                self.net_.load_state_dict(previous)
+            except RuntimeError as exc:  # another catalogue or network size: cannot continue from it
+                raise ConfigError(
+                    f"cannot warm start: the current weights do not fit ({str(exc).splitlines()[0]})"
+                ) from exc
 
         sequences = dataset.sequences()
         if validating:
@@ -382,6 +393,16 @@ class SASRecRecommender(BaseRecommender):
         self.history_ = {"epochs": p.log, "best_epoch": p.best_epoch, "best_val_ndcg10": best_val}
         if checkpoint is not None and rank == 0:
             checkpoint.unlink(missing_ok=True)  # the finished model is saved by the caller
+
+    def _warm_weights(self) -> dict[str, torch.Tensor] | None:
+        """A copy of the current weights when ``warm_start`` asks to continue from them.
+
+        This is how a deployed model is fine-tuned on recent data (``recdrill.monitor.response``):
+        set ``warm_start`` and a small ``max_epochs`` (``lr`` as needed), then ``fit`` on the new data.
+        """
+        if not self.warm_start or not hasattr(self, "net_"):
+            return None
+        return {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
 
     def _watermark_rows(self, n_items: int) -> Ragged | None:
         """The secret rows each epoch adds when ``watermark`` is on; records the public commitment."""

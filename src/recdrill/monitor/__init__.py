@@ -15,6 +15,9 @@ _EXPORTS = {
     "ItemClickSpikeDetector": "anomaly",
     "UserBurstDetector": "anomaly",
     "LiveMonitor": "live",
+    "AutoResponder": "response",
+    "ResponseDecision": "response",
+    "ResponsePolicy": "response_policy",
     "LiveMonitorConfig": "live",
     "DriftCheck": "batch_check",
     "check_files": "batch_check",
@@ -36,6 +39,7 @@ _EXPORTS = {
 __all__ = [
     "METHODS",
     "AnomalyMonitor",
+    "AutoResponder",
     "Chi2Detector",
     "Detector",
     "DriftCheck",
@@ -49,6 +53,8 @@ __all__ = [
     "LiveMonitorConfig",
     "MMDDetector",
     "PSIDetector",
+    "ResponseDecision",
+    "ResponsePolicy",
     "UserBurstDetector",
     "WassersteinDetector",
     "check_files",
@@ -69,6 +75,8 @@ if TYPE_CHECKING:
     from recdrill.monitor.live import LiveMonitor, LiveMonitorConfig
     from recdrill.monitor.mmd import MMDDetector
     from recdrill.monitor.psi import PSIDetector
+    from recdrill.monitor.response import AutoResponder, ResponseDecision
+    from recdrill.monitor.response_policy import ResponsePolicy
     from recdrill.monitor.wasserstein import WassersteinDetector
 
 
