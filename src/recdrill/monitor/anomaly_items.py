@@ -29,9 +29,7 @@ long catch-up batch is judged as if it had arrived live, in steps.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
-from scipy.stats import poisson
 
 from recdrill.errors import ConfigError
 from recdrill.monitor.anomaly_spans import BoolArray, EventBatch, Flag, FlagBook, FloatArray, ObjectArray
@@ -124,7 +122,7 @@ class ItemClickSpikeDetector:
             return np.zeros(0, dtype=bool)
         if self._start == np.inf:
             self._start = self._origin = float(batch.ts.min())
-        counted = pd.Series(batch.events).isin(self.events).to_numpy()
+        counted = np.isin(batch.events.astype(str), np.asarray(list(self.events), dtype=str))
         chosen = np.flatnonzero(counted)
         chosen = chosen[np.argsort(batch.ts[chosen], kind="stable")]
         steps = np.floor(batch.ts[chosen] / self.step_s)
@@ -140,6 +138,8 @@ class ItemClickSpikeDetector:
         return mask
 
     def _add(self, items: ObjectArray, users: ObjectArray, ts: FloatArray) -> None:
+        import pandas as pd  # imported on first use: serving workers load this module at start-up
+
         names, uniques = pd.factorize(items)
         fresh = [name for name in uniques if name not in self._codes]
         for name in fresh:  # per distinct new item, not per event
@@ -164,6 +164,8 @@ class ItemClickSpikeDetector:
         if len(candidates) == 0:
             return
         expected = np.maximum(self._rate(candidates, edge) * self.window_s, self.min_expected)
+        from scipy.stats import poisson  # imported on first use, like pandas above
+
         surprising = candidates[poisson.sf(counts[candidates] - 1, expected) < self.p_value]
         if len(surprising) == 0:  # the usual case: count distinct users only when it matters
             return

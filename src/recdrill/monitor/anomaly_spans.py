@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from recdrill.errors import ConfigError
@@ -109,6 +108,8 @@ class FlagBook:
         """Which events (``keys[i]`` at ``ts[i]``) fall in a live span of their key (vectorised)."""
         if not self.spans or len(keys) == 0:
             return np.zeros(len(keys), dtype=bool)
+        import pandas as pd  # imported on first use: serving workers load this module at start-up
+
         index = pd.Index(list(self.spans), dtype=object)
         bounds = np.array(list(self.spans.values()), dtype=np.float64)
         where = index.get_indexer(pd.Index(keys, dtype=object))

@@ -17,7 +17,6 @@ searches, and among its user's events by sorting only the window's events of the
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from recdrill.errors import ConfigError
@@ -99,6 +98,8 @@ class UserBurstDetector:
 
     def _offending(self, hashes: NDArray[np.int64], ts: FloatArray) -> BoolArray:
         """Which of the batch's events offend, counted among the window's and the batch's."""
+        import pandas as pd  # imported on first use: serving workers load this module at start-up
+
         total = _in_window(self._ts, ts, self.window_s) + _in_window(np.sort(ts), ts, self.window_s)
         # Per user: only the window's events of users in the batch matter; sort just those.
         mine = pd.Series(self._hashes).isin(pd.unique(hashes)).to_numpy()
@@ -131,6 +132,8 @@ class UserBurstDetector:
         """One span per run of a user's offending events with gaps of at most two windows."""
         if len(users) == 0:
             return
+        import pandas as pd  # imported on first use (see _offending)
+
         codes, uniques = pd.factorize(users)
         order = np.lexsort((ts, codes))
         codes, ts = codes[order], ts[order]

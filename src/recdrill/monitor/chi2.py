@@ -15,7 +15,6 @@ The test runs on bins; it fits categories (numbers with many values go into quan
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import chi2
 
 from recdrill.monitor.binned import BinnedDetector
 
@@ -53,5 +52,7 @@ class Chi2Detector(BinnedDetector):
 
     @staticmethod
     def score_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+        from scipy.stats import chi2  # imported on first use: scipy.stats costs seconds at start-up
+
         stat, dof = Chi2Detector.statistic(reference_counts, current_counts)
         return 1.0 if dof < 1 else float(chi2.sf(stat, dof))

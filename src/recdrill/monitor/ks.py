@@ -10,7 +10,6 @@ O(m n). Drift when ``p < threshold`` (default 0.05, Evidently's).
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import kstwo
 
 from recdrill.monitor.detector import Detector, finite_numbers
 from recdrill.monitor.window import SortedWindow
@@ -64,6 +63,8 @@ class KSDetector(Detector):
         return float(max(at_values.max(), before_next.max(initial=0.0), before_first))
 
     def _compute(self) -> float:
+        from scipy.stats import kstwo  # imported on first use: scipy.stats costs seconds at start-up
+
         n, m = len(self._sorted), len(self._sorted.reference)
         big, small = max(n, m), min(n, m)
         return float(kstwo.sf(self.statistic(), np.round(big * small / (big + small))))
