@@ -23,6 +23,7 @@ judges it online from ``/v1/feedback`` labels and rolls it back by itself (``can
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -126,6 +127,11 @@ def create_app(config: ServeConfig) -> FastAPI:
         follower = asyncio.create_task(state.reloader.follow(state))
         canary = asyncio.create_task(state.canary.run(state))
         watching = _start_observers(config, metrics, state, observers)
+        # What start-up built (imported libraries, the model, the snapshot) lives as long as the
+        # worker: frozen, a full garbage collection no longer walks it. Unfrozen, each one walked
+        # ~70k objects in ~45 ms, a stall that every request in flight waited out (the p99).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
