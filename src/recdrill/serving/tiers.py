@@ -20,10 +20,9 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from recdrill.data.ragged import Ragged
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.errors import ModelError
-from recdrill.eval.ranking import exclude, top_k, validate_scores
+from recdrill.eval.ranking import top_k, validate_scores
 from recdrill.serving.batching import MicroBatcher
 from recdrill.serving.cache import CacheKey, LastGoodCache
 from recdrill.serving.faults import FaultPoint
@@ -91,7 +90,9 @@ class ModelTier:
             validate_scores(scores, 1, self.n_items)
         except ModelError as exc:
             raise InvalidAnswerError(str(exc)) from exc
-        return _best(exclude(scores, Ragged.from_lists([request.history]))[0], request)
+        row = scores[0]
+        row[request.history] = -np.inf  # seen items (one history: no Ragged to build and check)
+        return _best(row, request)
 
 
 class CachedTier:
