@@ -32,12 +32,10 @@ import numpy as np
 from recdrill.data.ragged import Ragged
 from recdrill.data.snapshot import ShopSnapshot
 
-NUMERIC_FEATURES = frozenset({"history_length", "history_popularity", "history_log_price", "top_score"})
 CATEGORICAL_FEATURES = frozenset(
     {"history_category", "unknown_items", "user_kind", "rec_category", "feedback_event"}
 )
 PRICE_FLOOR = 0.01  # a free item's log price would be -inf
-FEEDBACK_NUMERIC = frozenset({"feedback_log_price"})
 
 
 def item_categories(snapshot: ShopSnapshot) -> np.ndarray:

@@ -192,7 +192,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def recommend(body: RecommendRequest, s: Loaded) -> JSONResponse:
         started = time.perf_counter()
         g = s.generation  # this request's model version, whatever a reload does meanwhile
-        request, unknown = _tier_request(g, body)
+        request, unknown, user_known = _tier_request(g, body)
         arm = s.canary.choose(g, request)  # the primary's chain, or the canary's for this user
         if len(request.history) == 0:
             routed = RoutedAnswer(await g.popular.serve(request), g.popular.name)  # cold start
@@ -215,7 +215,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 request.history,
                 len(body.history),
                 unknown,
-                None if body.user_id is None else bool(g.snapshot.user_index(body.user_id) >= 0),
+                user_known,
                 routed.answer.items,
                 routed.answer.scores,
                 routed.served_by,
@@ -406,14 +406,17 @@ def _first_generation(config: ServeConfig, shared: Shared, reloader: ModelReload
     return load_generation(config.model_dir, shared)
 
 
-def _tier_request(s: Generation, body: RecommendRequest) -> tuple[TierRequest, int]:
-    """The request in dense ids, and how many of the given history ids the catalogue lacks."""
+def _tier_request(s: Generation, body: RecommendRequest) -> tuple[TierRequest, int, bool | None]:
+    """The request in dense ids, how many of the given history ids the catalogue lacks, and whether
+    the user is known (None: anonymous)."""
     given = s.snapshot.item_index(body.history) if body.history else np.zeros(0, dtype=np.int64)
     history = given[given >= 0]
     unknown = len(given) - len(history)
+    user_known: bool | None = None
     if body.user_id is not None:
         user = s.snapshot.user_index(body.user_id)
-        if user >= 0:
+        user_known = user >= 0
+        if user_known:
             history = np.concatenate([s.snapshot.histories.row(user), history])
     allowed = None
     if body.category is not None:
@@ -426,7 +429,7 @@ def _tier_request(s: Generation, body: RecommendRequest) -> tuple[TierRequest, i
     request = TierRequest(
         history[-HISTORY_LENGTH:].astype(np.int64), body.k, allowed, body.user_id, body.category
     )
-    return request, unknown
+    return request, unknown, user_known
 
 
 def _start_observers(
