@@ -22,6 +22,7 @@ from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillError, DrillRunner
 from recdrill.drills.scenario import parse_scenario
+from recdrill.drills.target import DrillTarget
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.workers import process_state
 
@@ -83,7 +84,7 @@ def plan() -> ReplayPlan:
 def test_drill_with_a_fault_past_the_deadline(
     server: ServerProcess, plan: ReplayPlan, tmp_path: Path
 ) -> None:
-    journal = DrillRunner(parse_scenario(SCENARIO), server.url, KEY, plan).run()
+    journal = DrillRunner(parse_scenario(SCENARIO), DrillTarget(server.url, KEY, plan=plan)).run()
     json_path, html_path = write_report(journal, tmp_path)
     report = json.loads(json_path.read_text())
 
@@ -108,13 +109,15 @@ def test_drill_with_a_fault_past_the_deadline(
     assert fallbacks > 0 and rows[12]["served_by"].get("primary", 0) == 0
     assert rows[3]["served_by"].get("primary", 0) > 0 and rows[3]["error_rate"] == 0.0
     assert report["baseline"]["ndcg10"] > 0  # the model's answers hit held-out items
-    assert report["cleanliness"] == {
-        "active_faults": 0,
-        "stopped_workers": None,  # no process faults, no worker source: not checked
-        "all_reverted": True,
-        "ok": True,
-    }
-    assert fault["worker"] is None
+    clean = report["cleanliness"]
+    assert clean["ok"] and clean["leftovers"] == [] and clean["all_reverted"] and clean["ready"]
+    assert clean["stopped_workers"] is None  # no worker source: not checked
+    assert clean["model_version"]["same"] is True
+    assert fault["fault"] == "ranker-latency" and fault["observed"] == {}
+    assert fault["quality_kept"] is not None and fault["availability"] >= 0.99
+    (row,) = report["scorecard"]
+    assert row["fault"] == "slow-ranker" and row["detect_s"] == fault["detect_s"]
+    assert row["events_lost"] == 0 and report["feedback"]["acknowledged"] > 0  # audited feedback, none lost
     assert report["summary"]["availability_first_try"] <= report["summary"]["availability"]
 
     page = html_path.read_text()
@@ -134,10 +137,10 @@ def test_interrupted_drill_still_reverts_its_fault(server: ServerProcess, tmp_pa
         "-m",
         "recdrill",
         "drill",
+        "run",
+        str(scenario),
         "--target",
         server.url,
-        "--scenario",
-        str(scenario),
         "--data",
         DATA,
         "--out",
@@ -178,39 +181,36 @@ def test_drill_kills_and_pauses_workers_and_leaves_none_stopped(
 ) -> None:
     with ServerProcess(model_dir, tmp_path / "state", workers=2, admin_key=KEY) as server:
         before = server.worker_pids()
-        journal = DrillRunner(parse_scenario(PROCESS_SCENARIO), server.url, KEY, plan, workers=server).run()
+        target = DrillTarget(server.url, KEY, plan=plan, workers=server)
+        journal = DrillRunner(parse_scenario(PROCESS_SCENARIO), target).run()
         after = server.worker_pids()
     json_path, html_path = write_report(journal, tmp_path)
     report = json.loads(json_path.read_text())
 
     kill, pause = report["faults"]
-    assert kill["worker"]["pid"] == before[0] and kill["worker"]["replacement_pid"] in after
-    assert before[0] not in after and 0 < kill["worker"]["replaced_s"] < 10
+    assert kill["observed"]["pid"] == before[0] and kill["observed"]["replacement_pid"] in after
+    assert before[0] not in after and 0 < kill["observed"]["replaced_s"] < 10
     # Worker 1 of the pids sorted when the pause began (the replacement may sort either side).
-    assert pause["worker"]["pid"] in after and pause["worker"]["revert"] == "continued"
+    assert pause["observed"]["pid"] in after and pause["observed"]["revert"] == "continued"
     assert pause["reverted_at"] - pause["injected_at"] == pytest.approx(2.0, abs=0.5)
     assert before[1] in after  # continued, not replaced: 2 s is inside the supervisor's health check
-    assert report["cleanliness"] == {
-        "active_faults": 0,
-        "stopped_workers": 0,
-        "all_reverted": True,
-        "ok": True,
-    }
+    clean = report["cleanliness"]
+    assert clean["ok"] and clean["stopped_workers"] == 0 and clean["workers"] == {"before": 2, "after": 2}
     summary = report["summary"]
     # Requests the killed worker held fail on first try; one retry on another connection rescues them.
     assert summary["failed_after_retry"] == 0, summary
     assert summary["failed_first_try"] == summary["retried"]
     # Requests on a connection to the stopped worker (if the pool held one) waited for SIGCONT,
     # inside the 6 s client timeout: slow, not failed.
-    assert "pid " in html_path.read_text()
+    assert "replacement_pid" in html_path.read_text()
 
 
 def test_process_faults_need_a_worker_source(server: ServerProcess, plan: ReplayPlan) -> None:
     scenario = parse_scenario(PROCESS_SCENARIO)
-    with pytest.raises(DrillError, match="needs the server's pid"):
-        DrillRunner(scenario, server.url, KEY, plan).run()
+    with pytest.raises(DrillError, match="needs the server's worker pids"):
+        DrillRunner(scenario, DrillTarget(server.url, KEY, plan=plan)).run()
     with pytest.raises(DrillError, match="at least 2 workers"):  # one worker: nothing would replace it
-        DrillRunner(scenario, server.url, KEY, plan, workers=server).run()
+        DrillRunner(scenario, DrillTarget(server.url, KEY, plan=plan, workers=server)).run()
 
 
 def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path
     )
     with ServerProcess(model_dir, tmp_path / "state", workers=2, admin_key=KEY) as server:
         command = [
-            *(sys.executable, "-m", "recdrill", "drill", "--target", server.url, "--scenario", str(scenario)),
+            *(sys.executable, "-m", "recdrill", "drill", "run", str(scenario), "--target", server.url),
             *("--data", DATA, "--out", str(tmp_path / "out"), "--server-pid", str(server.pid)),
         ]
         drill = subprocess.Popen(
@@ -242,6 +242,6 @@ def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (fault,) = report["faults"]
     assert (
-        report["status"] == "interrupted" and fault["reverted"] and fault["worker"]["revert"] == "continued"
+        report["status"] == "interrupted" and fault["reverted"] and fault["observed"]["revert"] == "continued"
     )
     assert report["cleanliness"]["stopped_workers"] == 0

@@ -54,7 +54,7 @@ def drill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: ServerProcess
     monkeypatch.setenv("RECDRILL_ADMIN_KEY", KEY)
     scenario = tmp_path / "https.yaml"
     scenario.write_text(SCENARIO)
-    return ["drill", "--target", server.url, "--scenario", str(scenario), "--data", DATA]
+    return ["drill", "run", str(scenario), "--target", server.url, "--data", DATA]
 
 
 def test_a_drill_runs_end_to_end_over_verified_https(

@@ -25,6 +25,7 @@ from recdrill.data.splits import leave_one_out
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillRunner
+from recdrill.drills.target import DrillTarget
 from recdrill.drills.scenario import parse_scenario
 from recdrill.serving.process import ServerProcess
 
@@ -92,7 +93,7 @@ def test_no_personal_data_is_left_after_a_drill(
     with httpx.Client(base_url=server.url, timeout=30.0, headers=ADMIN) as client:
         statuses = [client.request(method, path, json=body).status_code for method, path, body in requests]
         assert statuses.count(200) >= 20 and {404, 422} <= set(statuses), statuses
-        journal = DrillRunner(parse_scenario(SCENARIO), server.url, KEY, plan).run()
+        journal = DrillRunner(parse_scenario(SCENARIO), DrillTarget(server.url, KEY, plan=plan)).run()
         metrics_text = client.get("/metrics").text
     report_json, report_html = write_report(journal, tmp_path / "report")
     assert journal["summary"]["availability"] > 0.5  # the drill really sent its traffic

@@ -1,129 +1,48 @@
-"""Drill commands: ``drill`` against a running server, and ``demo``, the whole loop on one machine."""
+"""Drill commands: ``drill list`` (the fault catalogue) and ``drill run`` (a scenario against a
+deployment, or against a local one it starts itself)."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
-import secrets
 import signal
-import ssl
 import threading
-import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
 from recdrill.cli.app import cli
 from recdrill.cli.common import DATA_HELP, load_data
+from recdrill.cli.local_deployment import LocalDeployment
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import leave_one_out
-from recdrill.drills.process_faults import LocalServer, WorkerSource
+from recdrill.drills.catalogue import catalogue
+from recdrill.drills.ctk_journal import to_chaostoolkit_journal
+from recdrill.drills.process_faults import LocalServer
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillRunner
-from recdrill.drills.scenario import Scenario, builtin_scenario, load_scenario
+from recdrill.drills.scenario import Scenario, builtin_names, builtin_scenario, load_scenario
+from recdrill.drills.target import DrillTarget
 from recdrill.errors import ConfigError
-from recdrill.eval.evaluate import evaluate, format_table
-from recdrill.models.factory import make_model
-from recdrill.security.tls import client_ssl_context, make_dev_certificate
+from recdrill.security.tls import client_ssl_context
 from recdrill.serving.config import ENV_ADMIN_KEY
-from recdrill.serving.process import ServerProcess
-from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed
-from recdrill.serving.ray_process import RayServerProcess
 
-SCENARIO_HELP = "A scenario YAML file, or the name of a built-in one (gameday)."
+SCENARIO_HELP = "A scenario YAML file, or the name of a built-in one (see `recdrill drill list`)."
 
 
-def _scenario(spec: str) -> Scenario:
+def scenario_from(spec: str) -> Scenario:
     return load_scenario(spec) if Path(spec).suffix in (".yaml", ".yml") else builtin_scenario(spec)
 
 
-def _progress(line: str) -> None:
+def progress(line: str) -> None:
     click.echo(f"  {line}", err=True)
 
 
-def _summary(journal: dict[str, Any]) -> str:
-    s = journal["summary"]
-    lines = [
-        f"drill '{journal['scenario']['name']}': {journal['status']}, "
-        f"{'DEVIATED' if journal['deviated'] else 'no deviation'}; "
-        f"target left clean: {'yes' if journal['cleanliness']['ok'] else 'NO'}",
-        f"  {s['requests']} requests, availability {s['availability']:.4f} "
-        f"(first try {s['availability_first_try']:.4f}, {s['retried']} retried), "
-        f"p50/p99 {s['p50_ms']:.1f}/{s['p99_ms']:.1f} ms, NDCG@10 {s['ndcg10']:.4f} "
-        f"(baseline {journal['baseline']['ndcg10']:.4f}), fallback share {s['fallback_share']:.3f}",
-        f"  {'fault':<24}{'kind':<9}{'window':>12}{'detect':>9}{'failover':>10}{'recover':>9}",
-    ]
-
-    def sec(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}s"
-
-    for f in journal["faults"]:
-        window = f"{f['start']:.0f}-{f['end']:.0f}s"
-        lines.append(
-            f"  {f['name']:<24}{f['kind']:<9}{window:>12}{sec(f['detect_s']):>9}"
-            f"{sec(f['failover_s']):>10}{sec(f['recover_s']):>9}"
-        )
-    return "\n".join(lines)
-
-
-@cli.command("drill")
-@click.option(
-    "--target", required=True, help="Base URL of a running recdrill server, e.g. http://127.0.0.1:8000."
-)
-@click.option("--scenario", "scenario_spec", default="gameday", show_default=True, help=SCENARIO_HELP)
-@click.option(
-    "--data",
-    "data_spec",
-    required=True,
-    metavar="DATA",
-    help="The data the served model was trained on (its held-out items judge the answers). " + DATA_HELP,
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/drill"),
-    show_default=True,
-    help="Folder for report.json and report.html.",
-)
-@click.option(
-    "--server-pid",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Pid of the local 'recdrill serve --workers N' (needed by process faults: kill, pause).",
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="PEM CA certificates that an https target's certificate must chain to (default: the system store).",
-)
-def drill_command(
-    target: str,
-    scenario_spec: str,
-    data_spec: str,
-    seed: int,
-    out: Path,
-    server_pid: int | None,
-    ca_bundle: Path | None,
-) -> None:
-    """Run a drill against a running server (admin key from RECDRILL_ADMIN_KEY) and write the report.
-
-    An https target's certificate is always verified: against --ca-bundle, else the system store."""
-    _interruptible()
-    scenario = _scenario(scenario_spec)
-    verify = client_ssl_context(ca_bundle)
-    admin_key = os.environ.get(ENV_ADMIN_KEY)
-    if not admin_key:
-        raise ConfigError(f"{ENV_ADMIN_KEY} is not set: the drill needs a key that may inject faults")
-    plan = ReplayPlan.from_fold(leave_one_out(load_data(data_spec, None, seed)).test)
-    workers = None if server_pid is None else LocalServer(server_pid)
-    journal = _run_drill(scenario, target, admin_key, plan, out, workers, verify)
-    click.echo(_summary(journal))
-
-
-def _interruptible() -> None:
+def interruptible() -> None:
     """Ctrl-C (SIGINT) must stop a drill and revert its faults, even when the drill was started as a
     background job: a shell without job control starts those with SIGINT ignored, and Python keeps
     an ignored SIGINT ignored (seen: a drill outliving its SIGINT under ``pytest ... &``)."""
@@ -131,107 +50,180 @@ def _interruptible() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _run_drill(
-    scenario: Scenario,
-    target: str,
-    admin_key: str,
-    plan: ReplayPlan,
-    out: Path,
-    workers: WorkerSource | None = None,
-    verify: ssl.SSLContext | None = None,
-) -> dict[str, Any]:
-    click.echo(
-        f"drill '{scenario.name}': {scenario.traffic.rate:g} req/s for {scenario.traffic.duration_s:g} s, "
-        f"{len(scenario.faults)} fault(s), against {target}",
-        err=True,
-    )
-    runner = DrillRunner(
-        scenario,
-        target,
-        admin_key,
-        plan,
-        progress=_progress,
-        workers=workers,
-        verify=client_ssl_context() if verify is None else verify,
-    )
-    try:
-        journal = runner.run()
-    finally:
-        if runner.journal is not None:
-            json_path, html_path = write_report(runner.journal, out)
-            click.echo(f"report: {html_path} (data: {json_path})", err=True)
-    return journal
+@cli.group("drill")
+def drill_group() -> None:
+    """Fault-injection drills: list the fault catalogue, run a scenario."""
 
 
-@cli.command("demo")
-@click.option("--data", "data_spec", default="shopsim", show_default=True, metavar="DATA", help=DATA_HELP)
+@drill_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+def drill_list(as_json: bool) -> None:
+    """Every fault a scenario can name, with its parameters, and the built-in scenarios."""
+    faults = [f.describe() for f in catalogue()]
+    if as_json:
+        click.echo(json.dumps(faults, indent=2))
+        return
+    for fault in faults:
+        click.echo(f"{fault['name']:<26}{fault['kind']:<16}{fault['summary']}")
+        for name, spec in fault["params"].items():
+            default = f" (default {spec['default']})" if "default" in spec else ""
+            click.echo(f"{'':<28}{name}: {spec.get('description', spec.get('type', ''))}{default}")
+        if fault["needs"]:
+            click.echo(f"{'':<28}needs: {', '.join(fault['needs'])}")
+    click.echo(f"\nbuilt-in scenarios: {', '.join(builtin_names())}")
+
+
+@drill_group.command("run")
+@click.argument("scenario_spec", required=False, metavar="[SCENARIO]")
+@click.option("--preset", default=None, help="A built-in scenario by name (peak-day, gameday, ...).")
+@click.option(
+    "--target",
+    default=None,
+    help="Base URL of a running recdrill deployment (local or Ray Serve). Without it the drill "
+    "trains a model on --data and starts its own local deployment.",
+)
+@click.option("--data", "data_spec", default=None, metavar="DATA", help=DATA_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the synthetic shop.")
-@click.option("--scenario", "scenario_spec", default="gameday", show_default=True, help=SCENARIO_HELP)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/demo"),
+    default=Path("runs/drill"),
     show_default=True,
-    help="Folder for the model, the server's state and the report.",
+    help="Folder for report.json, report.html and journal.json.",
 )
 @click.option(
-    "--backend",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="Serve with uvicorn here, or on Ray Serve (needs the 'ray' extra).",
+    "--server-pid", type=click.IntRange(min=1), default=None, help="Pid of a local `recdrill serve`."
 )
+@click.option("--state-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None)
+@click.option("--model-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None)
 @click.option(
-    "--tls/--no-tls",
-    default=False,
-    show_default=True,
-    help="Serve HTTPS with a fresh development certificate (OUT/tls) and drill over it, verified.",
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA certificates that an https target's certificate must chain to (default: the system store).",
 )
-def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backend: str, tls: bool) -> None:
-    """The main job: build a shop, train, serve, run a game-day drill, write the report."""
-    _interruptible()
-    started = time.perf_counter()
-    scenario = _scenario(scenario_spec)
-    if tls and backend == "ray":
-        raise click.UsageError("--tls is for --backend local: Ray Serve terminates TLS in its own proxy")
-    if backend == "ray":
-        ensure_ray_installed()  # before minutes of work, not after
-        RayOptions().ray_temp_dir(out / "state")  # a path too long for Ray's sockets fails now
-    click.echo("[1/4] building the shop", err=True)
-    dataset = load_data(data_spec, None, seed)
-    split = leave_one_out(dataset)
-    click.echo("[2/4] training the item-to-item model and the popularity baseline", err=True)
-    model = make_model("itemknn").fit(split.test.fit_data)
-    model_dir = out / "model"
-    model.save(model_dir)
-    ShopSnapshot.from_dataset(split.test.fit_data).save(model_dir)
-    offline = [
-        evaluate(m, split.test, model_name=m.kind)
-        for m in (model, make_model("pop").fit(split.test.fit_data))
-    ]
-    click.echo(format_table(offline), err=True)
-    click.echo("[3/4] starting the server", err=True)
-    admin_key = secrets.token_urlsafe(24)  # lives only in this process and the server's environment
-    server_process: ServerProcess | RayServerProcess
-    if backend == "ray":
-        server_process = RayServerProcess(model_dir, out / "state", RayOptions(), admin_key=admin_key)
-    elif tls:
-        cert = make_dev_certificate(out / "tls", overwrite=True)  # the demo's own, remade each run
-        server_process = ServerProcess(
-            model_dir,
-            out / "state",
-            admin_key=admin_key,
-            tls_cert=cert.cert,
-            tls_key=cert.key,
-            ca_bundle=cert.ca_cert,
-        )
+def drill_run(
+    scenario_spec: str | None,
+    preset: str | None,
+    target: str | None,
+    data_spec: str | None,
+    seed: int,
+    out: Path,
+    server_pid: int | None,
+    state_dir: Path | None,
+    model_dir: Path | None,
+    ca_bundle: Path | None,
+) -> None:
+    """Run SCENARIO (or --preset) and write the report; with --target the admin key comes from
+    RECDRILL_ADMIN_KEY. An https target's certificate is always verified."""
+    interruptible()
+    if (scenario_spec is None) == (preset is None):
+        raise click.UsageError("give a SCENARIO (file or built-in name) or --preset, not both")
+    scenario = scenario_from(scenario_spec) if scenario_spec is not None else builtin_scenario(str(preset))
+    if target is None:
+        with LocalDeployment.start(data_spec or "shopsim", seed, out, workers=2) as local:
+            journal = run_and_report(scenario, local.target(out), out)
     else:
-        server_process = ServerProcess(model_dir, out / "state", admin_key=admin_key)
-    with server_process as server:
-        click.echo(f"  serving on {server.url} (pid {server.pid})", err=True)
-        click.echo("[4/4] running the drill", err=True)
-        plan = ReplayPlan.from_fold(split.test)
-        verify = server.verify if isinstance(server, ServerProcess) else None
-        journal = _run_drill(scenario, server.url, admin_key, plan, out, workers=server, verify=verify)
-    click.echo(_summary(journal))
-    click.echo(f"report: {out / 'report.html'}  ({time.perf_counter() - started:.0f} s in all)")
+        admin_key = os.environ.get(ENV_ADMIN_KEY)
+        if not admin_key:
+            raise ConfigError(f"{ENV_ADMIN_KEY} is not set: the drill needs a key that may inject faults")
+        if data_spec is None:
+            raise click.UsageError(
+                "--data is needed with --target: the served model's data judges the answers"
+            )
+        split = leave_one_out(load_data(data_spec, None, seed))
+        snapshot = (
+            ShopSnapshot.load(model_dir)
+            if model_dir is not None
+            else ShopSnapshot.from_dataset(split.test.fit_data)
+        )
+        drill_target = DrillTarget(
+            target,
+            admin_key,
+            verify=client_ssl_context(ca_bundle),
+            plan=ReplayPlan.from_fold(split.test),
+            workers=None if server_pid is None else LocalServer(server_pid),
+            state_dir=state_dir,
+            model_dir=model_dir,
+            snapshot=snapshot,
+            local=_is_loopback(target),
+            scratch_dir=out / "scratch",
+        )
+        journal = run_and_report(scenario, drill_target, out)
+    click.echo(summary(journal))
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_and_report(scenario: Scenario, target: DrillTarget, out: Path) -> dict[str, Any]:
+    """Run the drill; whatever happens, write report.json/.html and the Chaos Toolkit journal."""
+    click.echo(
+        f"drill '{scenario.name}': {scenario.traffic.rate:g} req/s for {scenario.traffic.duration_s:g} s, "
+        f"{len(scenario.faults)} fault(s), against {target.base_url}",
+        err=True,
+    )
+    runner = DrillRunner(scenario, target, progress=progress)
+    try:
+        return runner.run()
+    finally:
+        if runner.journal is not None:
+            json_path, html_path = write_report(runner.journal, out)
+            (out / "journal.json").write_text(json.dumps(to_chaostoolkit_journal(runner.journal), indent=2))
+            click.echo(
+                f"report: {html_path} (data: {json_path}; Chaos Toolkit journal: {out / 'journal.json'})",
+                err=True,
+            )
+
+
+def summary(journal: dict[str, Any]) -> str:
+    """The drill's verdict and its scorecard as text."""
+    s = journal["summary"]
+    lines = [
+        f"drill '{journal['scenario']['name']}': {journal['status']}, "
+        f"{'DEVIATED' if journal['deviated'] else 'no deviation'}; "
+        f"target left clean: {'yes' if journal['cleanliness']['ok'] else 'NO'}",
+        f"  {s['requests']} requests, availability {_num(s['availability'], 4)} "
+        f"(first try {_num(s['availability_first_try'], 4)}, {s['retried']} retried), "
+        f"p50/p99 {_num(s['p50_ms'], 1)}/{_num(s['p99_ms'], 1)} ms, NDCG@10 {_num(s['ndcg10'], 4)} "
+        f"(baseline {_num(journal['baseline']['ndcg10'], 4)}), events lost: {s.get('events_lost')}",
+        "  " + _columns(HEADER) + "  verdict",
+    ]
+    for row in journal["scorecard"]:
+        failed = ", ".join(k for k, v in row["checks"].items() if not v)
+        cells = [
+            row["fault"],
+            _sec(row["detect_s"]),
+            _sec(row["failover_s"]),
+            _sec(row["recover_s"]),
+            _num(row["availability"], 3),
+            _num(row["quality_kept"], 2),
+            _num(row["events_lost"], 0),
+        ]
+        lines.append(f"  {_columns(cells)}  {'pass' if row['passed'] else 'FAIL: ' + failed}")
+    return "\n".join(lines)
+
+
+HEADER = ("fault", "detect", "failover", "recover", "avail", "quality", "lost")
+WIDTHS = (22, 8, 10, 9, 8, 9, 6)
+
+
+def _columns(cells: tuple[str, ...] | list[str]) -> str:
+    """The first cell left-aligned, the others right-aligned, in WIDTHS."""
+    first, *rest = cells
+    return f"{first:<{WIDTHS[0]}}" + "".join(f"{c:>{w}}" for c, w in zip(rest, WIDTHS[1:], strict=True))
+
+
+def _sec(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _num(value: float | int | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"

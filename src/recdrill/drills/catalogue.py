@@ -75,6 +75,9 @@ class FaultType:
     needs: frozenset[str] = frozenset()
     effect: str = ""  # what a drill should observe while it is active
     leftovers: Callable[[DrillTarget], list[str]] | None = None
+    # Checked before a drill starts (raise RecdrillError to refuse): a fault that cannot act on this
+    # target should stop the drill before any traffic, not show up as an error halfway through.
+    preflight: Callable[[DrillTarget, Any], None] | None = None
 
     def parse(self, raw: Mapping[str, Any] | None) -> FaultParams:
         """Validate parameters; errors name the fault and the parameter."""

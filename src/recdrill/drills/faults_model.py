@@ -68,7 +68,9 @@ def active_server_faults(target: DrillTarget) -> list[str]:
     return [f"{f['point']}/{f['kind']} ({f['id']})" for f in response.json()]
 
 
-def _model_fault(point: str, kind: str, params_type: type[ModelFaultParams], summary: str, effect: str) -> None:
+def _model_fault(
+    point: str, kind: str, params_type: type[ModelFaultParams], summary: str, effect: str
+) -> None:
     def inject(target: DrillTarget, params: ModelFaultParams) -> ServerFault:
         body: dict[str, object] = {"point": point, "kind": kind, "rate": params.rate, "ttl_s": params.ttl_s}
         if isinstance(params, LatencyParams):
@@ -91,32 +93,44 @@ def _model_fault(point: str, kind: str, params_type: type[ModelFaultParams], sum
 
 
 _model_fault(
-    "ranker", "latency", LatencyParams,
+    "ranker",
+    "latency",
+    LatencyParams,
     "the primary model answers late",
     "past the tier's deadline share the chain skips to the fallback: failover, quality may drop",
 )
 _model_fault(
-    "ranker", "error", ModelFaultParams,
+    "ranker",
+    "error",
+    ModelFaultParams,
     "the primary model raises on a share of calls",
     "failed calls fall over to the next tier; the breaker opens at its error threshold",
 )
 _model_fault(
-    "ranker", "nan", ModelFaultParams,
+    "ranker",
+    "nan",
+    ModelFaultParams,
     "the primary model returns NaN scores",
     "the chain refuses non-finite scores and skips the tier (tier_skips{reason=nan})",
 )
 _model_fault(
-    "fallback", "latency", LatencyParams,
+    "fallback",
+    "latency",
+    LatencyParams,
     "the second-tier model answers late",
     "matters only while the primary fails too: the chain falls to cache and popularity",
 )
 _model_fault(
-    "fallback", "error", ModelFaultParams,
+    "fallback",
+    "error",
+    ModelFaultParams,
     "the second-tier model raises on a share of calls",
     "matters only while the primary fails too",
 )
 _model_fault(
-    "fallback", "nan", ModelFaultParams,
+    "fallback",
+    "nan",
+    ModelFaultParams,
     "the second-tier model returns NaN scores",
     "matters only while the primary fails too",
 )

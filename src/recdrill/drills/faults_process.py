@@ -72,7 +72,11 @@ def revert_kill(target: DrillTarget, _: WorkerParams, killed: KilledWorker) -> O
     while killed.replacement_pid is None and time.monotonic() < deadline:
         time.sleep(0.05)
     killed._stop.set()
-    return {"pid": killed.worker.pid, "replacement_pid": killed.replacement_pid, "replaced_s": killed.replaced_s}
+    return {
+        "pid": killed.worker.pid,
+        "replacement_pid": killed.replacement_pid,
+        "replaced_s": killed.replaced_s,
+    }
 
 
 def inject_freeze(target: DrillTarget, params: WorkerParams) -> WorkerRef:
@@ -82,6 +86,11 @@ def inject_freeze(target: DrillTarget, params: WorkerParams) -> WorkerRef:
 
 def revert_freeze(target: DrillTarget, _: WorkerParams, worker: WorkerRef) -> Observations:
     return {"pid": worker.pid, "revert": process_faults.revert("pause", worker)}
+
+
+def enough_workers(target: DrillTarget, _: WorkerParams) -> None:
+    """At least two workers: with one there is no supervisor to replace it, and killing it ends the server."""
+    process_faults.check_workers(_workers(target))
 
 
 def stopped(target: DrillTarget) -> list[str]:
@@ -101,6 +110,7 @@ register(
         revert=revert_kill,
         needs=frozenset({"workers"}),
         effect="its in-flight requests fail (retried once); the supervisor starts a replacement",
+        preflight=enough_workers,
     )
 )
 register(
@@ -114,5 +124,6 @@ register(
         needs=frozenset({"workers"}),
         effect="requests routed to it hang until revert or the supervisor's health check replaces it",
         leftovers=stopped,
+        preflight=enough_workers,
     )
 )

@@ -32,6 +32,7 @@ import asyncio
 import math
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -114,6 +115,16 @@ def arrival_times(rate: float, duration_s: float, seed: int) -> np.ndarray:
     return times[times < duration_s]
 
 
+def shaped_arrival_times(
+    rate_at: Callable[[np.ndarray], np.ndarray], peak_rate: float, duration_s: float, seed: int
+) -> np.ndarray:
+    """Arrivals of a Poisson process whose rate changes over time (a ramp, a spike), by thinning:
+    draw at the peak rate, keep each arrival with probability ``rate_at(t) / peak_rate``."""
+    candidates = arrival_times(peak_rate, duration_s, seed)
+    keep = np.random.default_rng(seed + 101).random(len(candidates)) * peak_rate < rate_at(candidates)
+    return candidates[keep]
+
+
 def score_answer(items: list[str], target: str, k: int = 10) -> tuple[float, float]:
     """Hit@k and NDCG@k of one served list against the true next item."""
     top = items[:k]
@@ -157,13 +168,19 @@ class Replayer:
         self.records: list[RequestRecord] = []
 
     async def run(
-        self, rate: float, duration_s: float, seed: int = 0, started: float | None = None
+        self,
+        rate: float,
+        duration_s: float,
+        seed: int = 0,
+        started: float | None = None,
+        times: np.ndarray | None = None,
     ) -> list[RequestRecord]:
         """Send requests on a Poisson schedule for ``duration_s``; return every record, in send order.
 
-        ``started`` (a ``time.monotonic()`` value) lets a caller share one clock with other tasks.
+        ``started`` (a ``time.monotonic()`` value) lets a caller share one clock with other tasks;
+        ``times`` replaces the constant-rate schedule (see :func:`shaped_arrival_times`).
         """
-        times = arrival_times(rate, duration_s, seed)
+        times = arrival_times(rate, duration_s, seed) if times is None else times
         users = np.random.default_rng(seed + 1).integers(0, len(self.plan.user_ids), size=len(times))
         limits = httpx.Limits(
             max_connections=self.max_connections, max_keepalive_connections=self.max_connections

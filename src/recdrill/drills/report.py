@@ -11,13 +11,7 @@ from pathlib import Path
 from typing import Any
 
 TIER_COLOURS = {"primary": "#2b8cbe", "popular": "#fdae61"}
-FAULT_COLOURS = {
-    "latency": "#fee08b",
-    "error": "#fc8d59",
-    "nan": "#d73027",
-    "kill": "#9e0142",
-    "pause": "#5e4fa2",
-}
+FAULT_COLOURS = {"infrastructure": "#fdae6b", "ml": "#9ecae1"}  # by catalogue kind
 
 
 def write_report(journal: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
@@ -47,8 +41,10 @@ def timeline_png(journal: dict[str, Any]) -> bytes:
 
     rows = journal["timeline"]
     t = [r["t"] + 0.5 for r in rows]
-    fig, axes = plt.subplots(4, 1, figsize=(11, 10), sharex=True, constrained_layout=True)
-    traffic, latency, tiers, quality = axes
+    fig, axes = plt.subplots(
+        5, 1, figsize=(11, 12), sharex=True, constrained_layout=True, height_ratios=[3, 3, 3, 3, 1.6]
+    )
+    traffic, latency, tiers, quality, alerts = axes
 
     traffic.plot(t, [r["rps"] for r in rows], color="#333333", label="requests/s")
     traffic.set_ylabel("requests / s")
@@ -82,12 +78,20 @@ def timeline_png(journal: dict[str, Any]) -> bytes:
     if baseline:
         quality.axhline(baseline, color="#555555", linestyle="--", linewidth=1, label="baseline")
     quality.set_ylabel("NDCG@10 of served lists")
-    quality.set_xlabel("seconds since start of traffic")
     quality.legend(loc="upper right")
+
+    signals = sorted({a["signal"] for a in journal.get("alerts", [])})
+    for row_index, name in enumerate(signals):
+        times = [a["t"] for a in journal["alerts"] if a["signal"] == name]
+        alerts.scatter(times, [row_index] * len(times), s=12, marker="|", color="#b2182b")
+    alerts.set_yticks(range(len(signals)), signals, fontsize=7)
+    alerts.set_ylim(-0.8, max(len(signals), 1) - 0.2)
+    alerts.set_ylabel("alerts")
+    alerts.set_xlabel("seconds since start of traffic")
 
     for fault in journal["faults"]:
         colour = FAULT_COLOURS.get(fault["kind"], "#cccccc")
-        for ax in (traffic, latency, quality):
+        for ax in (traffic, latency, quality, alerts):
             ax.axvspan(fault["start"], fault["end"], color=colour, alpha=0.35, linewidth=0)
         for edge in (fault["start"], fault["end"]):  # shading would blend with the tier colours
             tiers.axvline(edge, color="#333333", linestyle=":", linewidth=1)
@@ -123,16 +127,43 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _worker_cell(worker: dict[str, Any] | None) -> str:
-    """Process faults: the pid signalled, and its replacement or how the revert went."""
-    if worker is None:
+def _observed_cell(observed: dict[str, Any] | None) -> str:
+    """What a fault made observable (its revert's observations), as short ``key: value`` text."""
+    if not observed:
         return "-"
-    text = f"pid {worker['pid']}"
-    if worker.get("replacement_pid") is not None:
-        text += f"; replaced by {worker['replacement_pid']} after {_fmt(worker.get('replaced_s'), 1)} s"
-    elif worker.get("revert"):
-        text += f"; {worker['revert']}"
-    return html.escape(text)
+    parts = []
+    for key, value in observed.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_fmt(v, 2)}" for k, v in value.items())
+        parts.append(f"{key}: {_fmt(value, 2) if not isinstance(value, str) else html.escape(value)}")
+    return "<br>".join(parts)
+
+
+def _against(value: float | None, goal: float, ok: bool, digits: int = 1) -> str:
+    cls = "ok" if ok else "bad"
+    return f'<span class="{cls}">{_fmt(value, digits)}</span> / {_fmt(goal, digits)}'
+
+
+def _scorecard_rows(journal: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in journal.get("scorecard", []):
+        goal, checks = r["objectives"], r["checks"]
+        failover_ok = r["failover_s"] is None or r["failover_s"] <= goal["failover_s"]
+        rows.append([
+            html.escape(r["fault"]), html.escape(r["type"]), html.escape(r["kind"]),
+            _against(r["detect_s"], goal["detect_s"], checks["detected"]) + (
+                f"<br><small>{html.escape(r['detected_by'])}</small>" if r["detected_by"] else ""),
+            _against(r["failover_s"], goal["failover_s"], failover_ok, 2),
+            _against(r["recover_s"], goal["recover_s"], checks["recovered"]),
+            _against(r["availability"], goal["availability"], checks["available"], 3)
+            + f"<br><small>first try {_fmt(r['availability_first_try'], 3)}</small>",
+            _fmt(r["p99_ms"], 0),
+            _against(None if r["quality_kept"] is None else 100 * r["quality_kept"],
+                     100 * goal["quality_kept"], checks["quality"], 0) + " %",
+            f'<span class="{"ok" if checks["no_data_lost"] else "bad"}">{_fmt(r["events_lost"])}</span>',
+            '<span class="ok">pass</span>' if r["passed"] else '<span class="bad">FAIL</span>',
+        ])  # fmt: skip
+    return rows
 
 
 def _verdict(ok: bool) -> str:
@@ -178,11 +209,18 @@ def render_html(journal: dict[str, Any], png: bytes) -> str:
             f"{_fmt(after['value'])} {_verdict(after['ok'])}",
         ])  # fmt: skip
     fault_rows = [
-        [html.escape(f["name"]), html.escape(f["kind"]), f"{f['start']:.0f}-{f['end']:.0f} s",
-         _fmt(f["detect_s"], 1), _fmt(f["failover_s"], 2), _fmt(f["recover_s"], 1), _fmt(f["reverted"]),
-         _worker_cell(f.get("worker"))]
+        [html.escape(f["name"]), html.escape(f["fault"]), f"{f['start']:.0f}-{f['end']:.0f} s",
+         _fmt(f["injected_at"], 1), _fmt(f["reverted_at"], 1),
+         html.escape(f.get("inject_error") or f.get("revert_error") or "-"),
+         html.escape(", ".join(f"{k} {v}" for k, v in f["served_by"].items())),
+         _observed_cell(f.get("observed"))]
         for f in journal["faults"]
     ]  # fmt: skip
+    feedback = journal.get("feedback") or {}
+    rollback_rows = [
+        [html.escape(r["action"]), _verdict(r["status"] == "succeeded"), html.escape(str(r["output"]))]
+        for r in journal.get("rollbacks", [])
+    ]
     clean = journal["cleanliness"]
     image = base64.b64encode(png).decode()
     clean_verdict = '<span class="ok">clean</span>' if clean["ok"] else '<span class="bad">NOT clean</span>'
@@ -210,20 +248,62 @@ from {html.escape(journal["start"])} to {html.escape(journal["end"])}.</p>
 did not hold over its {journal["scenario"]["window_s"]} s window.</p>
 <h2>Steady-state hypotheses</h2>
 {_table(["hypothesis", "metric", "tolerance", "before", "during", "after"], hypothesis_rows)}
-<h2>Faults</h2>
-<p>Detect: first deviation after the fault began. Fail over: first answer from a fallback tier.
-Availability counts requests answered after at most one retry (connection lost, 502/503/504); the
-first-try figures and the dashed line count only first attempts.
-Recover: first moment after the revert when every hypothesis held again (window included). Seconds.</p>
+<h2>Scorecard</h2>
+<p>One row per fault: measured / objective. Detect: the first deviation of a hypothesis or alert of the
+deployment after the fault began (which one is named below the figure; "-" when nothing moved, the
+fault was absorbed). Fail over: first answer from a fallback tier. Recover: after the revert, until
+every hypothesis held again. Availability counts answers after at most one retry; quality kept is
+NDCG@10 of lists served during the fault over the baseline's; lost counts acknowledged feedback
+events missing from the log afterwards. Seconds.</p>
 {
         _table(
-            ["fault", "kind", "window", "detect (s)", "fail over (s)", "recover (s)", "reverted", "worker"],
+            [
+                "fault",
+                "type",
+                "kind",
+                "detect (s)",
+                "fail over (s)",
+                "recover (s)",
+                "availability",
+                "p99 (ms)",
+                "quality kept",
+                "events lost",
+                "verdict",
+            ],
+            _scorecard_rows(journal),
+        )
+    }
+<h2>Fault details</h2>
+{
+        _table(
+            [
+                "fault",
+                "type",
+                "window",
+                "injected at (s)",
+                "reverted at (s)",
+                "error",
+                "served by",
+                "observed",
+            ],
             fault_rows,
         )
     }
+<h2>Feedback audit</h2>
+<p>{_fmt(feedback.get("posted"))} events posted during the drill, {_fmt(feedback.get("acknowledged"))}
+acknowledged, {_fmt(feedback.get("refused"))} refused (not promised), {_fmt(feedback.get("unanswered"))}
+unanswered; acknowledged but missing afterwards: <b>{_fmt(feedback.get("lost"))}</b>
+{html.escape(feedback.get("check_error") or "")}</p>
 <h2>Afterwards</h2>
-<p>Active faults left on the target: {_fmt(clean["active_faults"])}; workers left stopped:
-{_fmt(clean.get("stopped_workers"))}; all faults reverted:
-{_fmt(clean["all_reverted"])}; {clean_verdict}</p>
+{_table(["rollback", "status", "output"], rollback_rows)}
+<p>Left active: {html.escape(", ".join(clean.get("leftovers") or []) or "nothing")}; workers stopped:
+{_fmt(clean.get("stopped_workers"))}; workers before/after: {
+        _fmt((clean.get("workers") or {}).get("before"))
+    } /
+{_fmt((clean.get("workers") or {}).get("after"))}; model version before/after:
+{_fmt((clean.get("model_version") or {}).get("before"))} / {
+        _fmt((clean.get("model_version") or {}).get("after"))
+    };
+all faults reverted: {_fmt(clean["all_reverted"])}; {clean_verdict}</p>
 </body></html>
 """

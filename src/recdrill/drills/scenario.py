@@ -10,9 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recdrill.drills.catalogue import FaultParams, fault_type
 from recdrill.errors import ConfigError, DataFileNotFoundError
 
 Metric = Literal["availability", "availability_first_try", "p99_ms", "ndcg_ratio", "fallback_share"]
@@ -42,56 +44,153 @@ class Traffic(_Strict):
         True,
         description="retry a failed request once (connection lost, 502/503/504): /v1/recommend is idempotent",
     )
+    shape: Literal["constant", "ramp", "spike"] = "constant"
+    ramp_to: float | None = Field(None, gt=0, le=5000, description="ramp: the rate at the end")
+    spike_at_s: float | None = Field(None, ge=0, description="spike: when the rate jumps")
+    spike_s: float = Field(10.0, gt=0, le=3600, description="spike: how long it lasts")
+    spike_multiplier: float = Field(5.0, ge=1, le=100)
+    feedback_rate: float = Field(
+        2.0, ge=0, le=500, description="feedback events per second whose acknowledgement the drill audits"
+    )
+
+    @model_validator(mode="after")
+    def _shape_has_its_keys(self) -> Traffic:
+        if self.shape == "ramp" and self.ramp_to is None:
+            raise ValueError("a ramp needs ramp_to (the rate at the end)")
+        if self.shape == "spike" and self.spike_at_s is None:
+            raise ValueError("a spike needs spike_at_s")
+        return self
+
+    def rate_at(self, t: np.ndarray) -> np.ndarray:
+        """The target rate at times ``t`` (seconds from the start of traffic)."""
+        t = np.asarray(t, dtype=np.float64)
+        if self.shape == "ramp":
+            assert self.ramp_to is not None
+            return self.rate + (self.ramp_to - self.rate) * np.clip(t / self.duration_s, 0.0, 1.0)
+        if self.shape == "spike":
+            assert self.spike_at_s is not None
+            inside = (t >= self.spike_at_s) & (t < self.spike_at_s + self.spike_s)
+            return np.where(inside, self.rate * self.spike_multiplier, self.rate)
+        return np.full_like(t, self.rate)
+
+    @property
+    def peak_rate(self) -> float:
+        if self.shape == "ramp":
+            return max(self.rate, self.ramp_to or 0.0)
+        return self.rate * (self.spike_multiplier if self.shape == "spike" else 1.0)
 
 
-FaultKind = Literal["latency", "error", "nan", "kill", "pause"]
-PROCESS_KINDS = frozenset({"kill", "pause"})  # act on a worker process (point "worker"), not through HTTP
+LEGACY_KINDS = ("latency", "error", "nan", "kill", "pause")  # the first scenario format's ``kind:``
 
 
 class FaultStep(_Strict):
-    """Inject a fault at ``at_s`` for ``duration_s`` seconds (then revert it).
+    """Inject catalogue fault ``fault`` (see ``recdrill drill list``) for ``duration_s`` seconds.
 
-    Model faults (``latency``, ``error``, ``nan``) go through the admin API, at the primary model
-    (point ``ranker``) or the second-tier model (point ``fallback``). Process faults act on
-    worker ``worker`` (an index into the target's worker pids, sorted): ``kill`` sends SIGKILL at
-    ``at_s`` (nothing to revert: the supervisor starts a replacement; ``duration_s`` is the window in
-    which recovery is judged), ``pause`` sends SIGSTOP at ``at_s`` and SIGCONT at the end.
-    ``point`` defaults to ``worker`` for process faults and ``ranker`` for the others.
+    ``at_s`` places the step on the drill's clock, so steps may overlap (run in parallel). Without
+    ``at_s`` the step follows the one before it in the list: it starts ``gap_s`` after that one ends.
 
-    A pause longer than the supervisor's health check (5 s, ``WORKER_HEALTHCHECK_S``) becomes a kill:
-    the supervisor gives up on the silent worker and replaces it; the journal then says so.
+    The first scenario format is still read: ``kind: latency|error|nan`` at ``point: ranker|fallback``
+    with ``latency_ms``/``rate``, and ``kind: kill|pause`` with ``worker`` (now ``worker-kill`` and
+    ``worker-freeze``).
     """
 
     name: str = Field(min_length=1)
-    at_s: float = Field(ge=0)
-    duration_s: float = Field(gt=0)
-    point: Literal["ranker", "fallback", "worker"]
-    kind: FaultKind
-    latency_ms: float = Field(0.0, ge=0, le=60_000)
-    rate: float = Field(1.0, ge=0, le=1)
-    worker: int = Field(0, ge=0, le=1023)
+    fault: str = Field(min_length=1)
+    at_s: float | None = Field(None, ge=0)
+    gap_s: float = Field(5.0, ge=0, le=3600)
+    duration_s: float = Field(gt=0, le=3600)
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
-    def _point_from_kind(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("point") is None:
-            return {**data, "point": "worker" if data.get("kind") in PROCESS_KINDS else "ranker"}
-        return data
+    def _from_first_format(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "kind" not in data or "fault" in data:
+            return data
+        data = dict(data)
+        kind, point = data.pop("kind"), data.pop("point", None)
+        if kind not in LEGACY_KINDS:
+            raise ValueError(
+                f"kind {kind!r} is not one of {', '.join(LEGACY_KINDS)}; or name a fault with 'fault:'"
+            )
+        params = {key: data.pop(key) for key in ("latency_ms", "rate", "worker") if key in data}
+        if kind in ("kill", "pause"):
+            if point not in (None, "worker"):
+                raise ValueError(f"a {kind!r} fault acts on point 'worker', not {point!r}")
+            data["fault"] = "worker-kill" if kind == "kill" else "worker-freeze"
+        else:
+            if point not in (None, "ranker", "fallback"):
+                raise ValueError(f"a {kind!r} fault acts on point 'ranker' or 'fallback', not {point!r}")
+            data["fault"] = f"{point or 'ranker'}-{kind}"
+        return {**data, "params": {**params, **data.get("params", {})}}
 
     @model_validator(mode="after")
-    def _point_fits_kind(self) -> FaultStep:
-        if (self.kind in PROCESS_KINDS) != (self.point == "worker"):
-            wanted = "'worker'" if self.kind in PROCESS_KINDS else "'ranker' or 'fallback'"
-            raise ValueError(f"a {self.kind!r} fault acts on point {wanted}, not {self.point!r}")
+    def _params_fit_the_fault(self) -> FaultStep:
+        try:
+            fault_type(self.fault).parse(self.params)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @property
-    def end_s(self) -> float:
-        return self.at_s + self.duration_s
+    def start_s(self) -> float:
+        assert self.at_s is not None, "a Scenario places every step"
+        return self.at_s
 
     @property
-    def is_process_fault(self) -> bool:
-        return self.point == "worker"
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+    def parsed_params(self, defaults: dict[str, Any] | None = None) -> FaultParams:
+        """The fault's validated parameters; ``defaults`` fill fields the step leaves out (if the
+        fault has them): the runner passes ``ttl_s`` and ``base_rate``."""
+        ftype = fault_type(self.fault)
+        fields = ftype.params.model_fields
+        extra = {k: v for k, v in (defaults or {}).items() if k in fields and k not in self.params}
+        return ftype.parse({**extra, **self.params})
+
+
+class AbortCondition(_Strict):
+    """Blast radius: stop the drill when ``metric`` stays outside its bounds for ``for_s`` seconds."""
+
+    metric: Metric
+    min: float | None = None
+    max: float | None = None
+    for_s: float = Field(10.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> AbortCondition:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        if value is None:
+            return True
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+RollbackAction = Literal["remove-server-faults", "restore-model", "continue-workers"]
+ROLLBACK_HELP = {
+    "remove-server-faults": "delete every fault the server holds, the drill's or not",
+    "restore-model": "reload the configured model if the served version differs from the drill's start",
+    "continue-workers": "SIGCONT any stopped worker",
+}
+
+
+class Rollback(_Strict):
+    """An action run on every exit path, after the drill's own faults are reverted."""
+
+    action: RollbackAction
+
+
+class Objectives(_Strict):
+    """What the scorecard judges each fault against."""
+
+    detect_s: float = Field(15.0, gt=0)
+    failover_s: float = Field(2.0, gt=0)
+    recover_s: float = Field(30.0, gt=0)
+    availability: float = Field(0.99, ge=0, le=1)
+    quality_kept: float = Field(0.5, ge=0, le=10)
 
 
 class Hypothesis(_Strict):
@@ -127,23 +226,37 @@ class Scenario(_Strict):
     primary_tier: str = "primary"
     faults: list[FaultStep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(min_length=1)
+    abort: list[AbortCondition] = Field(default_factory=list)
+    rollbacks: list[Rollback] = Field(
+        default_factory=lambda: [Rollback(action="continue-workers")],
+        description="run on every exit path after the drill's own faults are reverted",
+    )
+    objectives: Objectives = Field(default_factory=lambda: Objectives.model_validate({}))
 
     @model_validator(mode="after")
     def _timeline_fits(self) -> Scenario:
         duration = self.traffic.duration_s
-        for fault in self.faults:
-            if fault.at_s < self.baseline_s:
+        placed: list[FaultStep] = []
+        for step in self.faults:
+            if step.at_s is None:  # ordered: after the previous step in the list
+                start = (placed[-1].end_s if placed else self.baseline_s) + (step.gap_s if placed else 0.0)
+                step = step.model_copy(update={"at_s": start})
+            placed.append(step)
+        for fault in placed:
+            if fault.start_s < self.baseline_s:
                 raise ValueError(
-                    f"fault {fault.name!r} starts at {fault.at_s} s, inside the {self.baseline_s} s baseline"
+                    f"fault {fault.name!r} starts at {fault.start_s} s, "
+                    f"inside the {self.baseline_s} s baseline"
                 )
             if fault.end_s + self.after_s > duration:
                 raise ValueError(
                     f"fault {fault.name!r} ends at {fault.end_s} s: with after_s={self.after_s} the traffic "
                     f"must last at least {fault.end_s + self.after_s} s, not {duration} s"
                 )
-        names = [f.name for f in self.faults]
+        names = [f.name for f in placed]
         if len(set(names)) != len(names):
             raise ValueError("fault names must be unique")
+        object.__setattr__(self, "faults", placed)  # frozen model: placing steps is part of validation
         return self
 
 
@@ -173,9 +286,15 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(path.read_text(), str(path))
 
 
+def builtin_names() -> list[str]:
+    """The scenarios shipped with recdrill (``gameday``, ``peak-day``, ...)."""
+    folder = resources.files("recdrill.drills") / "scenarios"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def builtin_scenario(name: str) -> Scenario:
-    """A scenario shipped with recdrill (``gameday``, ``gameday-short``)."""
+    """A scenario shipped with recdrill (see :func:`builtin_names`)."""
     resource = resources.files("recdrill.drills") / "scenarios" / f"{name}.yaml"
     if not resource.is_file():
-        raise ConfigError(f"no built-in scenario {name!r}")
+        raise ConfigError(f"no built-in scenario {name!r}; built in: {', '.join(builtin_names())}")
     return parse_scenario(resource.read_text(), f"built-in scenario {name!r}")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 API_KEY_HEADER = "X-API-Key"
 
 NEED_HELP = {
-    "workers": "the server's worker pids (run it locally: recdrill drill run --server-pid PID, or no --target)",
+    "workers": "the server's worker pids (recdrill drill run --server-pid PID, or no --target)",
     "state_dir": "the server's state folder on this machine (--state-dir)",
     "model_dir": "the served model's folder on this machine (--model-dir)",
     "snapshot": "the shop's snapshot (--model-dir, or --data)",

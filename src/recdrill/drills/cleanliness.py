@@ -1,0 +1,136 @@
+"""Leaving the target clean: rollback actions, and the check that nothing of the drill remains.
+
+Chaos tools' users most often complain of faults left behind. After every drill, however it ended,
+the runner reverts its own faults, runs the scenario's rollbacks, then checks: no fault of any
+catalogue type is active (the server's fault table included), no worker is stopped, as many workers
+serve as before and ``/readyz`` answers, and the served model version is the one the drill found.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from recdrill.drills import process_faults
+from recdrill.drills.catalogue import catalogue
+from recdrill.drills.target import DrillTarget
+from recdrill.serving.workers import WorkerRef, process_state
+
+WORKERS_BACK_S = 30.0  # a killed worker's replacement has this long to start before the check fails
+
+
+@dataclass(frozen=True)
+class Before:
+    """What the drill found on the target, to compare with afterwards."""
+
+    model_version: str | None
+    workers: int | None
+
+    @classmethod
+    def of(cls, target: DrillTarget) -> Before:
+        workers = None if target.workers is None else len(target.workers.worker_pids())
+        return cls(target.model_version(), workers)
+
+
+def run_rollback(target: DrillTarget, action: str, before: Before) -> dict[str, Any]:
+    """Run one rollback action; returns ``{"action", "status": "succeeded"|"failed", "output"}``."""
+    try:
+        output = _ROLLBACKS[action](target, before)
+        return {"action": action, "status": "succeeded", "output": output}
+    except (httpx.HTTPError, OSError, RuntimeError, ValueError) as exc:
+        return {"action": action, "status": "failed", "output": f"{type(exc).__name__}: {exc}"}
+
+
+def _remove_server_faults(target: DrillTarget, _: Before) -> str:
+    with target.admin() as admin:
+        response = admin.get("/admin/faults")
+        response.raise_for_status()
+        removed = 0
+        for fault in response.json():
+            if admin.delete(f"/admin/faults/{fault['id']}").status_code in (200, 404):
+                removed += 1
+    return f"removed {removed} fault(s)"
+
+
+def _restore_model(target: DrillTarget, before: Before) -> str:
+    now = target.model_version()
+    if before.model_version is None or now == before.model_version:
+        return f"model version {now} unchanged"
+    with target.admin(timeout_s=120.0) as admin:
+        response = admin.post("/admin/models/reload", json={})
+    if response.status_code != 200:
+        raise RuntimeError(f"reload of the configured model refused: HTTP {response.status_code}")
+    return f"reloaded the configured model: {now} -> {response.json().get('model_version')}"
+
+
+def _continue_workers(target: DrillTarget, _: Before) -> str:
+    if target.workers is None:
+        return "no worker pids known"
+    stopped = [pid for pid in target.workers.worker_pids() if process_state(pid) == "T"]
+    for pid in stopped:
+        WorkerRef.of(pid).signal(signal.SIGCONT)
+    return f"continued {len(stopped)} worker(s)"
+
+
+_ROLLBACKS = {
+    "remove-server-faults": _remove_server_faults,
+    "restore-model": _restore_model,
+    "continue-workers": _continue_workers,
+}
+
+
+def leftovers(target: DrillTarget) -> list[str]:
+    """Everything of every fault type still active on the target (deduplicated)."""
+    found: list[str] = []
+    for ftype in catalogue():
+        if ftype.leftovers is None:
+            continue
+        for item in ftype.leftovers(target):
+            if item not in found:
+                found.append(item)
+    return found
+
+
+def check_clean(target: DrillTarget, before: Before, all_reverted: bool) -> dict[str, Any]:
+    """The cleanliness verdict (``ok`` plus what was checked)."""
+    workers_after = _wait_for_workers(target, before.workers)
+    # Wait for /readyz only where it answered before the drill: an unreachable target stays so.
+    ready, version = _ready(target, patient=before.model_version is not None)
+    remaining = leftovers(target)
+    stopped = None if target.workers is None else process_faults.stopped_workers(target.workers)
+    same_version = before.model_version is None or version == before.model_version
+    workers_ok = before.workers is None or (workers_after is not None and workers_after >= before.workers)
+    return {
+        "ok": all_reverted and not remaining and not stopped and ready and same_version and workers_ok,
+        "all_reverted": all_reverted,
+        "leftovers": remaining,
+        "active_faults": len(remaining),
+        "stopped_workers": stopped,
+        "workers": {"before": before.workers, "after": workers_after},
+        "ready": ready,
+        "model_version": {"before": before.model_version, "after": version, "same": same_version},
+    }
+
+
+def _wait_for_workers(target: DrillTarget, wanted: int | None) -> int | None:
+    if target.workers is None:
+        return None
+    deadline = time.monotonic() + WORKERS_BACK_S
+    count = len(target.workers.worker_pids())
+    while wanted is not None and count < wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+        count = len(target.workers.worker_pids())
+    return count
+
+
+def _ready(target: DrillTarget, patient: bool) -> tuple[bool, str | None]:
+    deadline = time.monotonic() + (WORKERS_BACK_S if patient else 0.0)
+    while True:
+        version = target.model_version()
+        if version is not None or time.monotonic() > deadline:
+            return version is not None, version
+        time.sleep(0.5)

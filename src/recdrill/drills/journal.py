@@ -1,0 +1,88 @@
+"""The drill's journal: one plain dict with everything the report, the scorecard and the Chaos
+Toolkit export read (``report.json`` is this dict)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from recdrill.drills.feedback_audit import FeedbackAudit
+from recdrill.drills.scenario import Scenario
+from recdrill.drills.signals import SignalWatcher
+from recdrill.drills.timeline import Records, check, per_second, window_stats
+from recdrill.drills.verdicts import StepRun, fault_verdicts, scorecard
+
+
+def build_journal(
+    scenario: Scenario,
+    target: str,
+    table: Records,
+    runs: list[StepRun],
+    watcher: SignalWatcher,
+    audit: FeedbackAudit,
+    started_at: datetime,
+    status: str,
+    rollbacks: list[dict[str, Any]],
+    cleanliness: dict[str, Any],
+    aborted: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    duration = scenario.traffic.duration_s
+    primary = scenario.primary_tier
+    baseline = window_stats(table, 0.0, scenario.baseline_s, primary)
+    base_ndcg = baseline.ndcg10
+    before = check(scenario.hypotheses, baseline, base_ndcg)
+    after_stats = window_stats(table, duration - scenario.after_s, duration, primary)
+    after = check(scenario.hypotheses, after_stats, base_ndcg)
+    rows = per_second(table, duration, scenario.hypotheses, scenario.window_s, primary, base_ndcg)
+    during_rows = [r for r in rows if r["t"] >= scenario.baseline_s]
+    deviations = [{"t": r["t"], "hypotheses": r["deviating"]} for r in during_rows if not r["hypotheses_ok"]]
+    faults = fault_verdicts(runs, rows, table, scenario, base_ndcg, watcher, audit)
+    overall = window_stats(table, 0.0, duration, primary)
+    deviated = (not all(h["ok"] for h in before)) or bool(deviations) or not all(h["ok"] for h in after)
+    return {
+        "scenario": scenario.model_dump(),
+        "target": target,
+        "start": started_at.isoformat(),
+        "end": datetime.now(UTC).isoformat(),
+        "status": status,
+        "deviated": deviated,
+        "aborted": aborted,
+        "baseline": {"ndcg10": base_ndcg, "p99_ms": baseline.p99_ms, "requests": baseline.requests},
+        "steady_states": {
+            "before": {
+                "ok": all(h["ok"] for h in before),
+                "window": [0.0, scenario.baseline_s],
+                "hypotheses": before,
+            },
+            "during": {"ok": not deviations, "deviations": deviations},
+            "after": {
+                "ok": all(h["ok"] for h in after),
+                "window": [duration - scenario.after_s, duration],
+                "hypotheses": after,
+            },
+        },
+        "faults": faults,
+        "scorecard": scorecard(faults, scenario),
+        "alerts": [{"t": e.t, "signal": e.signal} for e in watcher.events],
+        "feedback": audit.summary(),
+        "summary": {
+            "requests": overall.requests,
+            "availability": overall.availability,
+            "availability_first_try": overall.availability_first_try,
+            "failed_first_try": int((~table.ok_first_try).sum()),
+            "failed_after_retry": int((~table.ok).sum()),
+            "retried": overall.retried,
+            "p50_ms": overall.p50_ms,
+            "p95_ms": float(np.percentile(table.latency_ms, 95)) if len(table.latency_ms) else None,
+            "p99_ms": overall.p99_ms,
+            "ndcg10": overall.ndcg10,
+            "fallback_share": overall.fallback_share,
+            "served_by": overall.served_by,
+            "events_lost": audit.summary()["lost"],
+        },
+        "rollbacks": rollbacks,
+        "cleanliness": cleanliness,
+        "timeline": rows,
+    }

@@ -1,0 +1,99 @@
+"""Alerts as a drill sees them: the target's Prometheus metrics, polled once a second.
+
+A fault is *detected* when the deployment itself shows it: a drift flag goes up, a breaker opens,
+admission starts shedding, a reload is refused, an anomaly is counted. The watcher turns each
+``/metrics`` poll into signal events (a gauge switching on, a counter growing) so the drill can
+report time to detect from the deployment's own alerts as well as from the hypotheses it checks.
+The metric names are the ones ``deploy/prometheus/alerts.yml`` alerts on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+# signal name -> (metric family, "gauge" = on while any sample >= threshold, "counter" = on when it grows)
+SIGNALS: dict[str, tuple[str, str, float]] = {
+    "drift": ("recdrill_drift_detected", "gauge", 1.0),
+    "breaker-open": ("recdrill_breaker_state", "gauge", 2.0),
+    "anomaly": ("recdrill_anomalies", "counter", 0.0),
+    "feedback-quarantined": ("recdrill_feedback_quarantined", "counter", 0.0),
+    "model-refused": ("recdrill_model_refusals", "counter", 0.0),
+    "shedding": ("recdrill_shed", "counter", 0.0),
+    "server-errors": ("recdrill_errors", "counter", 0.0),
+    "fallback": ("recdrill_fallbacks", "counter", 0.0),
+}
+
+
+@dataclass(frozen=True)
+class SignalEvent:
+    """A signal seen at ``t`` (seconds from the start of traffic)."""
+
+    t: float
+    signal: str
+
+
+def read_signals(text: str) -> dict[str, float]:
+    """Per signal: the largest gauge sample, or the counter's total, in one exposition."""
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    values: dict[str, float] = {}
+    for name, (family, kind, _) in SIGNALS.items():
+        found = families.get(family)
+        if found is None:
+            continue
+        samples = [s.value for s in found.samples if not s.name.endswith("_created")]
+        if samples:
+            values[name] = max(samples) if kind == "gauge" else float(sum(samples))
+    return values
+
+
+@dataclass
+class SignalWatcher:
+    """Polls ``/metrics`` every ``every_s`` and records signal events; run it as an asyncio task."""
+
+    every_s: float = 1.0
+    events: list[SignalEvent] = field(default_factory=list)
+    polls: int = 0
+    failed_polls: int = 0
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, t: float, values: dict[str, float]) -> None:
+        """Turn one poll into events: gauges at or over their threshold, counters that grew."""
+        for name, value in values.items():
+            _, kind, threshold = SIGNALS[name]
+            if kind == "gauge":
+                if value >= threshold:
+                    self.events.append(SignalEvent(t, name))
+            else:
+                previous = self._last.get(name)
+                if previous is not None and value > previous:
+                    self.events.append(SignalEvent(t, name))
+                self._last[name] = value
+
+    async def run(self, client: httpx.AsyncClient, t0: float) -> None:
+        while True:
+            try:
+                response = await client.get("/metrics")
+                if response.status_code == 200:
+                    self.observe(time.monotonic() - t0, read_signals(response.text))
+                    self.polls += 1
+                else:
+                    self.failed_polls += 1
+            except (httpx.HTTPError, ValueError):
+                self.failed_polls += 1
+            await asyncio.sleep(self.every_s)
+
+    def noisy(self, until_s: float) -> set[str]:
+        """Signals already firing in the fault-free baseline: they cannot tell a fault apart."""
+        return {e.signal for e in self.events if e.t < until_s}
+
+    def first_after(self, start: float, end: float, ignore: set[str]) -> SignalEvent | None:
+        """The first event in ``[start, end)`` of a signal not in ``ignore``."""
+        for event in self.events:
+            if start <= event.t < end and event.signal not in ignore:
+                return event
+        return None
