@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,12 +38,20 @@ class Before:
 
 
 def run_rollback(target: DrillTarget, action: str, before: Before) -> dict[str, Any]:
-    """Run one rollback action; returns ``{"action", "status": "succeeded"|"failed", "output"}``."""
+    """Run one rollback action; returns ``{"action", "status": "succeeded"|"failed", "output", "start",
+    "end"}`` (times in ISO 8601, UTC)."""
+    start = datetime.now(UTC).isoformat()
     try:
-        output = _ROLLBACKS[action](target, before)
-        return {"action": action, "status": "succeeded", "output": output}
+        output, status = _ROLLBACKS[action](target, before), "succeeded"
     except (httpx.HTTPError, OSError, RuntimeError, ValueError) as exc:
-        return {"action": action, "status": "failed", "output": f"{type(exc).__name__}: {exc}"}
+        output, status = f"{type(exc).__name__}: {exc}", "failed"
+    return {
+        "action": action,
+        "status": status,
+        "output": output,
+        "start": start,
+        "end": datetime.now(UTC).isoformat(),
+    }
 
 
 def _remove_server_faults(target: DrillTarget, _: Before) -> str:

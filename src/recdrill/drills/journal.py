@@ -27,6 +27,7 @@ def build_journal(
     rollbacks: list[dict[str, Any]],
     cleanliness: dict[str, Any],
     aborted: dict[str, Any] | None = None,
+    traffic_start: datetime | None = None,
 ) -> dict[str, Any]:
     duration = scenario.traffic.duration_s
     primary = scenario.primary_tier
@@ -45,6 +46,9 @@ def build_journal(
         "scenario": scenario.model_dump(),
         "target": target,
         "start": started_at.isoformat(),
+        "traffic_start": None
+        if traffic_start is None
+        else traffic_start.isoformat(),  # t = 0 of the timeline
         "end": datetime.now(UTC).isoformat(),
         "status": status,
         "deviated": deviated,

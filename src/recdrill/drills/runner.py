@@ -63,6 +63,7 @@ class DrillRunner:
     journal: dict[str, Any] | None = field(default=None, init=False)
     aborted: dict[str, Any] | None = field(default=None, init=False)
     _own_proxy: bool = field(default=False, init=False, repr=False)
+    _traffic_start: datetime | None = field(default=None, init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
         """Run the drill to the end (or until aborted or interrupted) and return its journal."""
@@ -116,6 +117,7 @@ class DrillRunner:
                 rollbacks,
                 cleanliness,
                 self.aborted,
+                self._traffic_start,
             )
         return self.journal
 
@@ -158,6 +160,7 @@ class DrillRunner:
             await self._check_target(admin)
             await replayer.warm_up(traffic.warmup_requests)
             t0 = time.monotonic()
+            self._traffic_start = datetime.now(UTC)
             times = shaped_arrival_times(traffic.rate_at, traffic.peak_rate, traffic.duration_s, traffic.seed)
             helpers = [
                 asyncio.create_task(self._fault_schedule(runs, t0)),
