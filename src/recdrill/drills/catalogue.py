@@ -116,11 +116,23 @@ _loaded = False
 
 
 def register(fault: FaultType) -> FaultType:
-    """Add a fault type; a second one under the same name is a programming error."""
-    if fault.name in _REGISTRY and _REGISTRY[fault.name] is not fault:
-        raise ValueError(f"fault type {fault.name!r} is registered twice")
+    """Add a fault type; a second one under the same name is a programming error.
+
+    The same module imported twice (pytest's doctest collection does so) registers the same
+    functions again: that is not a clash, and the first registration stays.
+    """
+    known = _REGISTRY.get(fault.name)
+    if known is not None:
+        if _origin(known) != _origin(fault):
+            raise ValueError(f"fault type {fault.name!r} is registered twice")
+        return known
     _REGISTRY[fault.name] = fault
     return fault
+
+
+def _origin(fault: FaultType) -> tuple[str, str]:
+    # By file name: a second import may give the module another dotted name (pytest --import-mode=importlib).
+    return fault.inject.__module__.rsplit(".", 1)[-1], fault.inject.__qualname__
 
 
 def _load() -> None:
