@@ -38,6 +38,7 @@ NEEDS: dict[tuple[str, str], str | None] = {
     ("POST", "/admin/faults"): "operator",
     ("GET", "/admin/faults"): "operator",
     ("DELETE", "/admin/faults/{fault_id}"): "operator",
+    ("POST", "/admin/feedback/lookup"): "operator",
     ("POST", "/admin/models/reload"): "admin",
     ("POST", "/admin/models/canary"): "admin",
     ("DELETE", "/admin/models/canary"): "admin",
@@ -62,6 +63,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/feedback"): {"user_id": "U-matrix", "item_id": "SKU-000001", "event": "view"},
     ("POST", "/admin/faults"): {"kind": "latency", "latency_ms": 0, "rate": 0.0, "ttl_s": 1},
     ("POST", "/admin/models/canary"): {"version": "v404", "share": 0.1},  # no such version: 404
+    ("POST", "/admin/feedback/lookup"): {"event_ids": ["matrix-e-1"]},
 }
 
 

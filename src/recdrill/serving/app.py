@@ -7,7 +7,8 @@ control.
 
 Access: every endpoint but ``/healthz``, ``/readyz`` and ``/metrics`` needs a role
 (``recdrill.security.access``): reader for recommendations, writer for feedback, operator for
-faults, admin for models. Without a key store (see ``ServeConfig.key_store``) the reader and writer
+faults and the feedback lookup (``/admin/feedback/lookup``: which event ids are stored), admin for
+models. Without a key store (see ``ServeConfig.key_store``) the reader and writer
 endpoints are open to anyone, which suits the demo; production should configure API keys.
 
 Personal data: feedback is stored under user pseudonyms (``feedback.py``); log handlers scrub
@@ -49,8 +50,8 @@ from recdrill.serving.canary import CanaryController, CanarySpec
 from recdrill.serving.canary_judge import CanaryJudge
 from recdrill.serving.chain import Generation, Shared, load_generation
 from recdrill.serving.config import ServeConfig
-from recdrill.serving.faults import FaultStore
-from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
+from recdrill.serving.faults import FaultStore, FeedbackFaults
+from recdrill.serving.feedback import FEEDBACK_DB, FeedbackEvent, FeedbackLog, FeedbackLogError
 from recdrill.serving.logs import install_log_scrubbing
 from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.observers import (
@@ -66,6 +67,7 @@ from recdrill.serving.router import RoutedAnswer
 from recdrill.serving.schemas import (
     CanaryRequest,
     FaultRequest,
+    FeedbackLookupRequest,
     FeedbackRequest,
     RecommendRequest,
     ReloadRequest,
@@ -145,8 +147,8 @@ def create_app(config: ServeConfig) -> FastAPI:
             state.canary.close()
             del app.state.serving
             state.generation.close()
+            state.feedback.close()  # before the fault table its writer reads (feedback faults)
             state.faults.close()
-            state.feedback.close()
             access.close()
 
     app = FastAPI(title="recdrill", lifespan=lifespan)
@@ -201,7 +203,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             if routed.served_by != arm.router.tiers[0].name:
                 metrics.fallbacks.inc()
             elif request.cache_key is not None:  # a primary answer: the user's new last-good list
-                s.shared.cache.put(request.cache_key, CachedList(routed.answer.items, routed.answer.scores))
+                s.shared.remember(request.cache_key, CachedList(routed.answer.items, routed.answer.scores))
         metrics.served_by.labels(routed.served_by).inc()
         for tier, reason in routed.skipped:
             metrics.tier_skips.labels(tier, reason).inc()
@@ -271,6 +273,18 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.get("/admin/faults", dependencies=operator)
     async def list_faults(s: Loaded) -> list[dict[str, Any]]:
         return [f.to_dict() for f in s.faults.active()]
+
+    @app.post("/admin/feedback/lookup", dependencies=operator)
+    async def lookup_feedback(body: FeedbackLookupRequest, s: Loaded) -> JSONResponse:
+        """Which of these client event ids are committed: a drill's proof that no acknowledged event
+        was lost. ``asked`` counts distinct ids; ``missing`` keeps the order they were given in."""
+        try:
+            present = await asyncio.to_thread(s.feedback.present, body.event_ids)
+        except FeedbackLogError as exc:
+            raise HTTPException(503, detail=f"feedback log not readable: {exc}") from exc
+        asked = list(dict.fromkeys(body.event_ids))
+        missing = [event_id for event_id in asked if event_id not in present]
+        return JSONResponse({"asked": len(asked), "present": len(asked) - len(missing), "missing": missing})
 
     @app.post("/admin/models/reload", dependencies=admin)
     async def reload_model(s: Loaded, body: ReloadRequest | None = None) -> JSONResponse:
@@ -385,7 +399,7 @@ def _load_state(config: ServeConfig, metrics: ServingMetrics, load: WorkerLoad) 
         faults.close()
         raise
     canary = CanaryController(shared, reloader)
-    feedback = FeedbackLog(config.state_dir / "feedback.db")
+    feedback = FeedbackLog(config.state_dir / FEEDBACK_DB, faults=FeedbackFaults(faults))
     return ServingState(shared, feedback, reloader, generation, canary)
 
 

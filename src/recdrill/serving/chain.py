@@ -25,9 +25,9 @@ from recdrill.models.factory import load_model
 from recdrill.serving.admission import WorkerLoad
 from recdrill.serving.batching import MicroBatcher
 from recdrill.serving.breaker import BreakerConfig, BreakerState, CircuitBreaker
-from recdrill.serving.cache import LastGoodCache
+from recdrill.serving.cache import CachedList, CacheKey, LastGoodCache
 from recdrill.serving.config import ServeConfig
-from recdrill.serving.faults import FaultPoint, FaultStore
+from recdrill.serving.faults import CacheFaults, FaultPoint, FaultStore
 from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.router import Route, TierRouter
 from recdrill.serving.tiers import CachedTier, CategoryPopularityTier, ModelTier, PopularityTier, Tier
@@ -50,6 +50,15 @@ class Shared:
     cache: LastGoodCache
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     load: WorkerLoad | None = None  # admission control's count; None: never busy (tests, tools)
+    cache_faults: CacheFaults = field(init=False)  # the ``cache`` fault point, over ``faults``
+
+    def __post_init__(self) -> None:
+        self.cache_faults = CacheFaults(self.faults)
+
+    def remember(self, key: CacheKey, answer: CachedList) -> None:
+        """Keep a primary answer as the user's last-good list, unless a fault empties the cache."""
+        if not self.cache_faults.empty():
+            self.cache.put(key, answer)
 
     def breaker(self, tier: str, slow_call_s: float) -> CircuitBreaker:
         """The tier's breaker, made on first use and kept (with its state) across reloads."""
@@ -171,10 +180,13 @@ def _wire(
         budget = SHARES[name] * deadline_s
         routes.append(Route(tier, SHARES[name], shared.breaker(name, slow_call_s=0.8 * budget)))
     # In-memory tiers fail only by a bug or a starved CPU; their breakers guard against both.
-    in_memory: list[Tier] = [CachedTier(shared.cache), CategoryPopularityTier(snapshot)]
+    cached = CachedTier(shared.cache, faults=shared.cache_faults)
+    in_memory: list[Tier] = [cached, CategoryPopularityTier(snapshot)]
     for each_tier in in_memory:
         breaker = shared.breaker(each_tier.name, slow_call_s=math.inf)
-        routes.append(Route(each_tier, SHARES[each_tier.name], breaker))
+        # A stale cache (a fault) answers before the models for the users it holds.
+        first_when = shared.cache_faults.stale if each_tier is cached else None
+        routes.append(Route(each_tier, SHARES[each_tier.name], breaker, first_when))
     popular = PopularityTier(snapshot)
     router = TierRouter(routes, popular, deadline_s=deadline_s)
     return Generation(model_dir, model, fallback, snapshot, version, router, popular, batchers)

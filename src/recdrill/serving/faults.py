@@ -3,6 +3,16 @@
 A fault is data (point, kind, parameters, expiry). Workers read the active set at most every
 ``refresh_s`` seconds, so a fault set through one worker reaches all of them, and a fault past its
 TTL stops acting by itself, whether or not anyone calls again.
+
+Points and their kinds (:data:`KINDS_BY_POINT`):
+
+- ``ranker``, ``fallback`` (the model tiers, :class:`FaultPoint`): ``latency``, ``error``, ``nan``;
+- ``cache`` (the last-good cache, :class:`CacheFaults`): ``empty`` (lookups miss, nothing is
+  stored) and ``stale`` (the cache answers before the primary for users it holds, as a
+  misconfigured cache in front of the model would);
+- ``feedback`` (the feedback log's writer, :class:`FeedbackFaults`): ``latency`` (each group commit
+  waits), ``error`` (a share of commits fail) and ``full`` (SQLite's own SQLITE_FULL, from a page
+  limit at the file's current size).
 """
 
 from __future__ import annotations
@@ -18,10 +28,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-FaultPointName = Literal["ranker", "fallback"]
-FaultKind = Literal["latency", "error", "nan"]
+FaultPointName = Literal["ranker", "fallback", "cache", "feedback"]
+FaultKind = Literal["latency", "error", "nan", "empty", "stale", "full"]
 FAULT_POINTS: tuple[str, ...] = get_args(FaultPointName)
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+_MODEL_KINDS = ("latency", "error", "nan")
+KINDS_BY_POINT: dict[str, tuple[str, ...]] = {
+    "ranker": _MODEL_KINDS,
+    "fallback": _MODEL_KINDS,
+    "cache": ("empty", "stale"),
+    "feedback": ("latency", "error", "full"),
+}
+
+
+def check_fault(point: str, kind: str) -> None:
+    """Raise ValueError, naming both, when ``kind`` is not a kind of ``point``."""
+    kinds = KINDS_BY_POINT.get(point)
+    if kinds is None:
+        raise ValueError(f"unknown fault point {point!r}; points: {', '.join(FAULT_POINTS)}")
+    if kind not in kinds:
+        raise ValueError(f"fault kind {kind!r} does not fit point {point!r} (its kinds: {', '.join(kinds)})")
 
 
 class InjectedFaultError(RuntimeError):
@@ -63,6 +89,10 @@ class FaultStore:
         self._cached_at = -math.inf
 
     def add(self, point: str, kind: str, ttl_s: float, latency_ms: float = 0.0, rate: float = 1.0) -> Fault:
+        """Store a fault for ``ttl_s`` seconds; ValueError when ``kind`` does not fit a known ``point``
+        (a point no code reads, as a test may set, is stored and acts nowhere)."""
+        if point in KINDS_BY_POINT:
+            check_fault(point, kind)
         now = time.time()
         fault = Fault(uuid.uuid4().hex[:12], point, kind, float(latency_ms), float(rate), now, now + ttl_s)
         with self._lock:
@@ -126,3 +156,79 @@ class FaultPoint:
         if any(f.kind == "error" for f in hits):
             raise InjectedFaultError(f"injected error at {self.point}")
         return any(f.kind == "nan" for f in hits)
+
+
+class CacheFaults:
+    """The ``cache`` point: decides per lookup whether the last-good cache is emptied or stale.
+
+    ``empty``: lookups miss and answers are not stored (a cache flushed or down). ``stale``: the
+    router asks the cache before the primary (``Route.first_when``), so a user the cache holds gets
+    their old list, blind to what they did since, even while the model is healthy.
+    """
+
+    def __init__(self, store: FaultStore, rng: random.Random | None = None) -> None:
+        self.store = store
+        self._rng = rng or random.Random()
+
+    def _hit(self, kind: str) -> bool:
+        return any(
+            f.point == "cache" and f.kind == kind and self._rng.random() < f.rate for f in self.store.active()
+        )
+
+    def empty(self) -> bool:
+        """True when this lookup (or store) must find the cache empty."""
+        return self._hit("empty")
+
+    def stale(self) -> bool:
+        """True when this request must be answered from the cache first."""
+        return self._hit("stale")
+
+
+class FeedbackFaults:
+    """The ``feedback`` point, applied by the feedback log's writer thread before each group commit.
+
+    ``latency`` sleeps before the transaction (outside SQLite's write lock, so other workers' writers
+    are not held up: a slow store for this worker, acknowledgements late, nothing lost); ``error``
+    fails the whole batch on a share ``rate`` of commits (never acknowledged); ``full`` caps the
+    writer connection's ``max_page_count`` at the file's current page count, so SQLite itself fails
+    inserts that need a new page with SQLITE_FULL (a size limit standing in for a full disk; rows
+    that still fit into free space of existing pages go in, as on a nearly full disk). The cap is
+    lifted at the first commit after the fault ends or expires.
+    """
+
+    def __init__(self, store: FaultStore, rng: random.Random | None = None) -> None:
+        self.store = store
+        self._rng = rng or random.Random()
+        self._page_limit: int | None = None  # the connection's own max_page_count while capped
+
+    def _active(self) -> list[Fault]:
+        try:
+            return [f for f in self.store.active() if f.point == "feedback"]
+        except (sqlite3.Error, ValueError):  # the store closed at shutdown: no fault can act
+            return []
+
+    def before_commit(self, connection: sqlite3.Connection) -> None:
+        """Apply the active faults to the commit about to run on ``connection`` (the writer's).
+
+        Raises:
+            InjectedFaultError: an ``error`` fault hit this commit.
+        """
+        active = self._active()
+        full = any(f.kind == "full" for f in active)
+        if full and self._page_limit is None:
+            self._page_limit = int(connection.execute("PRAGMA max_page_count").fetchone()[0])
+            pages = int(connection.execute("PRAGMA page_count").fetchone()[0])
+            connection.execute(f"PRAGMA max_page_count = {pages}")
+        elif not full and self._page_limit is not None:
+            connection.execute(f"PRAGMA max_page_count = {self._page_limit}")
+            self._page_limit = None
+        delay_ms = sum(f.latency_ms for f in active if f.kind == "latency" and self._rng.random() < f.rate)
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000.0)
+        if any(f.kind == "error" and self._rng.random() < f.rate for f in active):
+            raise InjectedFaultError("injected error at feedback: the store refused the commit")
+
+    @property
+    def capped(self) -> bool:
+        """Whether the writer's page limit is set by a ``full`` fault right now."""
+        return self._page_limit is not None

@@ -49,11 +49,14 @@ from typing import Any, Literal
 
 from recdrill.data.pseudonymise import Pseudonymiser, default_pseudonymiser
 from recdrill.errors import ConfigError, RecdrillError
+from recdrill.serving.faults import FeedbackFaults, InjectedFaultError
 from recdrill.serving.feedback_crypto import SEALED_COLUMNS, UserIdSealer, load_user_id_sealer, seal
 from recdrill.serving.feedback_quarantine import QUARANTINE_SCHEMA, quarantine_matching, quarantine_rows
 
+FEEDBACK_DB = "feedback.db"  # the log's file name in a server's state folder
 MAX_BATCH = 512
 READ_LIMIT = 10_000  # rows per read_after: a monitor catching up reads in bounded pieces
+LOOKUP_CHUNK = 500  # event ids per query of present(): well under SQLite's bound-variable limit
 BUSY_TIMEOUT_S = 10.0  # other worker processes hold the write lock for one commit at a time
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -109,7 +112,8 @@ class FeedbackLog:
     which every worker of a server shares, so they write the same pseudonym for one user.
     ``sealer`` encrypts the raw id beside it; by default it is loaded from the environment
     (:func:`~recdrill.serving.feedback_crypto.load_user_id_sealer`: none without a data key or
-    under the pseudonyms-only opt-out); None stores no recoverable id.
+    under the pseudonyms-only opt-out); None stores no recoverable id. ``faults`` (the server's
+    ``feedback`` fault point) may slow, fail or fill the store before each group commit, for drills.
 
     Example:
         >>> import tempfile, pathlib
@@ -133,6 +137,7 @@ class FeedbackLog:
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         pseudonymiser: Pseudonymiser | None = None,
         sealer: UserIdSealer | Literal["from-env"] | None = "from-env",
+        faults: FeedbackFaults | None = None,
     ) -> None:
         self.path = Path(path)
         # Loaded now, so a missing or unsafe key stops the server at start-up, not at the first post.
@@ -140,6 +145,7 @@ class FeedbackLog:
         self._sealer = load_user_id_sealer() if sealer == "from-env" else sealer
         self.max_batch = max_batch
         self.busy_timeout_s = busy_timeout_s
+        self.faults = faults
         self.commits = 0  # transactions committed: fewer than events when group commit works
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closing = threading.Lock()
@@ -172,6 +178,23 @@ class FeedbackLog:
     def last_id(self) -> int:
         """The highest committed row id (0 for an empty log): where a monitor starting now begins."""
         return int(self._read("SELECT COALESCE(MAX(id), 0) FROM feedback", ())[0][0])
+
+    def present(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of these client event ids are committed (ids as the client sent them: they are
+        scrubbed here as on writing, so a stored id matches its raw form).
+
+        Raises:
+            FeedbackLogError: the log cannot be read.
+        """
+        stored = {raw: self._pseudonymiser.scrub_text(raw) for raw in event_ids}
+        wanted = sorted(set(stored.values()))
+        found: set[str] = set()
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT event_id FROM feedback WHERE event_id IN ({marks})"
+            found.update(str(row[0]) for row in self._read(query, tuple(chunk)))
+        return {raw for raw, as_stored in stored.items() if as_stored in found}
 
     def read_after(self, after_id: int, limit: int = READ_LIMIT) -> list[StoredRow]:
         """Up to ``limit`` committed rows with ``id > after_id``, oldest first (user ids as stored)."""
@@ -234,7 +257,7 @@ class FeedbackLog:
         except sqlite3.Error as exc:
             raise FeedbackLogError(f"{self.path}: could not quarantine events: {exc}") from exc
 
-    def _read(self, query: str, parameters: tuple[int, ...]) -> list[Any]:
+    def _read(self, query: str, parameters: tuple[int | str, ...]) -> list[Any]:
         try:
             with contextlib.closing(sqlite3.connect(self.path, timeout=self.busy_timeout_s)) as reader:
                 return reader.execute(query, parameters).fetchall()
@@ -303,6 +326,8 @@ class FeedbackLog:
         connection = self._connection
         received_at = time.time()
         try:
+            if self.faults is not None:  # a drill's slow, failing or full store (serving/faults.py)
+                self.faults.before_commit(connection)
             connection.execute("BEGIN IMMEDIATE")
             # Read under the write lock: a rotation places its new key before re-encrypting the table.
             key = None if self._sealer is None else self._sealer.sealing_key()
@@ -315,7 +340,8 @@ class FeedbackLog:
                     next_id += 1
                 rows.append(row)
             connection.execute("COMMIT")
-        except (sqlite3.Error, RecdrillError) as exc:
+        except (sqlite3.Error, RecdrillError, InjectedFaultError) as exc:
+            # SQLite rolls back by itself on some errors (SQLITE_FULL): then ROLLBACK finds nothing.
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
             error = FeedbackLogError(f"{self.path}: could not commit {len(batch)} event(s): {exc}")

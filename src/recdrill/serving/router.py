@@ -8,7 +8,8 @@ Skip reasons, as counted in ``recdrill_tier_skips_total``:
 - ``invalid``: NaN or infinite scores, or a malformed list;
 - any :class:`~recdrill.serving.tiers.TierSkip` reason (``miss``, ``no_category``): nothing to say.
 
-The last tier always answers and has no breaker or deadline.
+The last tier always answers and has no breaker or deadline. A route with ``first_when`` is tried
+before all others while that says so (the ``cache/stale`` fault: a cache in front of the model).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,7 @@ class Route:
     tier: Tier
     share: float = 1.0
     breaker: CircuitBreaker | None = None
+    first_when: Callable[[], bool] | None = None  # asked per request: True puts this route first
 
     def __post_init__(self) -> None:
         if not 0 < self.share <= 1:
@@ -58,6 +60,8 @@ class TierRouter:
         self.routes = [t if isinstance(t, Route) else Route(t) for t in tiers]
         self.last = last
         self.deadline_s = deadline_s
+        # Only routes that may jump the queue are asked per request (none, unless a cache is wired).
+        self._may_lead = [(i, r) for i, r in enumerate(self.routes) if i > 0 and r.first_when is not None]
 
     @property
     def tiers(self) -> list[Tier]:
@@ -66,12 +70,19 @@ class TierRouter:
     async def route(self, request: TierRequest) -> RoutedAnswer:
         started = time.perf_counter()
         skipped: list[tuple[str, str]] = []
-        for route in self.routes:
+        for route in self._ordered():
             reason, answer = await self._try(route, request, started)
             if answer is not None:
                 return RoutedAnswer(answer, route.tier.name, skipped)
             skipped.append((route.tier.name, reason))
         return RoutedAnswer(await self.last.serve(request), self.last.name, skipped)
+
+    def _ordered(self) -> list[Route]:
+        for index, leader in self._may_lead:
+            assert leader.first_when is not None
+            if leader.first_when():
+                return [leader, *self.routes[:index], *self.routes[index + 1 :]]
+        return self.routes
 
     async def _try(self, route: Route, request: TierRequest, started: float) -> tuple[str, TierAnswer | None]:
         """One tier's attempt: ("", answer) or (skip reason, None); the breaker hears the outcome."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recdrill.serving.faults import FaultKind, FaultPointName
+from recdrill.serving.faults import FaultKind, FaultPointName, check_fault
 
 MAX_K = 100
 MAX_HISTORY = 200
+MAX_LOOKUP = 10_000
+EventId = Annotated[str, Field(min_length=1, max_length=128)]  # as FeedbackRequest.event_id
 
 
 class Strict(BaseModel):
@@ -58,6 +60,17 @@ class FaultRequest(Strict):
     latency_ms: float = Field(0.0, ge=0, le=60_000)
     rate: float = Field(1.0, ge=0, le=1)
     ttl_s: float = Field(gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _kind_fits_point(self) -> Self:
+        check_fault(self.point, self.kind)  # a ValueError: a 422 naming the kind and the point
+        return self
+
+
+class FeedbackLookupRequest(Strict):
+    """``POST /admin/feedback/lookup``: which of these client event ids the feedback log holds."""
+
+    event_ids: list[EventId] = Field(min_length=1, max_length=MAX_LOOKUP)
 
 
 class ReloadRequest(Strict):

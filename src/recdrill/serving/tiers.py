@@ -25,7 +25,7 @@ from recdrill.errors import ModelError
 from recdrill.eval.ranking import top_k, validate_scores
 from recdrill.serving.batching import MicroBatcher
 from recdrill.serving.cache import CacheKey, LastGoodCache
-from recdrill.serving.faults import FaultPoint
+from recdrill.serving.faults import CacheFaults, FaultPoint
 
 CATEGORY_PRIOR = 0.01  # weight of global popularity under the category term: orders the rest
 
@@ -96,14 +96,20 @@ class ModelTier:
 
 
 class CachedTier:
-    """The user's last answer from the primary tier (same category), minus what they saw since."""
+    """The user's last answer from the primary tier (same category), minus what they saw since.
 
-    def __init__(self, cache: LastGoodCache, name: str = "cache") -> None:
+    ``faults`` (the ``cache`` point) may empty it: every lookup then misses.
+    """
+
+    def __init__(self, cache: LastGoodCache, name: str = "cache", faults: CacheFaults | None = None) -> None:
         self.cache = cache
         self.name = name
+        self.faults = faults
 
     async def serve(self, request: TierRequest) -> TierAnswer:
         key = request.cache_key
+        if key is not None and self.faults is not None and self.faults.empty():
+            raise TierSkip("miss", "the cache is emptied by a fault")
         found = None if key is None else self.cache.get(key)
         if found is None:
             raise TierSkip("miss", "no last-good list for this user")
