@@ -272,7 +272,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.get("/admin/faults", dependencies=operator)
     async def list_faults(s: Loaded) -> list[dict[str, Any]]:
-        return [f.to_dict() for f in s.faults.active()]
+        return [f.to_dict() for f in s.faults.active(fresh=True)]
 
     @app.post("/admin/feedback/lookup", dependencies=operator)
     async def lookup_feedback(body: FeedbackLookupRequest, s: Loaded) -> JSONResponse:

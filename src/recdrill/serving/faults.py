@@ -116,10 +116,12 @@ class FaultStore:
             self._cached_at = -math.inf
         return bool(deleted)
 
-    def active(self) -> tuple[Fault, ...]:
-        """Unexpired faults, re-read from the table at most every ``refresh_s`` seconds."""
+    def active(self, fresh: bool = False) -> tuple[Fault, ...]:
+        """Unexpired faults, re-read from the table at most every ``refresh_s`` seconds (the request
+        path), or now (``fresh``: the admin listing, which must not show a fault another worker just
+        removed)."""
         now = time.monotonic()
-        if now - self._cached_at >= self.refresh_s:
+        if fresh or now - self._cached_at >= self.refresh_s:
             with self._lock:
                 rows = self._connection.execute(
                     "SELECT * FROM faults WHERE expires_at > ? ORDER BY created_at", (time.time(),)
