@@ -31,6 +31,7 @@ from recdrill.errors import ConfigError
 from recdrill.security.tls import client_ssl_context
 from recdrill.serving.config import ENV_ADMIN_KEY
 
+ENV_TRAFFIC_KEY = "RECDRILL_TRAFFIC_KEY"  # a reader/writer key for user traffic (default: the admin key)
 SCENARIO_HELP = "A scenario YAML file, or the name of a built-in one (see `recdrill drill list`)."
 
 
@@ -115,7 +116,9 @@ def drill_run(
     ca_bundle: Path | None,
 ) -> None:
     """Run SCENARIO (or --preset) and write the report; with --target the admin key comes from
-    RECDRILL_ADMIN_KEY. An https target's certificate is always verified."""
+    RECDRILL_ADMIN_KEY, and user traffic is sent with RECDRILL_TRAFFIC_KEY if set (a reader/writer
+    key: the admin key's own rate limit would throttle a surge of many users as one caller).
+    An https target's certificate is always verified."""
     interruptible()
     if (scenario_spec is None) == (preset is None):
         raise click.UsageError("give a SCENARIO (file or built-in name) or --preset, not both")
@@ -148,6 +151,7 @@ def drill_run(
             snapshot=snapshot,
             local=_is_loopback(target),
             scratch_dir=out / "scratch",
+            traffic_key=os.environ.get(ENV_TRAFFIC_KEY) or None,
         )
         journal = run_and_report(scenario, drill_target, out)
     click.echo(summary(journal))

@@ -18,7 +18,8 @@ from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.target import DrillTarget
 from recdrill.eval.evaluate import evaluate, format_table
 from recdrill.models.factory import make_model
-from recdrill.security.tls import make_dev_certificate
+from recdrill.security.keystore import served_key_store_path
+from recdrill.security.tls import client_ssl_context, make_dev_certificate
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.ray_backend import RayOptions
 from recdrill.serving.ray_process import RayServerProcess
@@ -86,11 +87,10 @@ class LocalDeployment:
 
     def target(self, out: Path) -> DrillTarget:
         """Everything of this deployment a fault may need."""
-        extra = {"verify": self.server.verify} if isinstance(self.server, ServerProcess) else {}
         return DrillTarget(
             self.server.url,
             self.admin_key,
-            **extra,
+            verify=self.server.verify if isinstance(self.server, ServerProcess) else client_ssl_context(),
             plan=ReplayPlan.from_fold(self.split.test),
             workers=self.server,  # uvicorn workers, or Ray Serve replicas
             state_dir=self.state_dir,
@@ -98,4 +98,7 @@ class LocalDeployment:
             snapshot=self.snapshot,
             local=True,
             scratch_dir=out / "scratch",
+            # Shoppers carry no key where the server has no key store (the drill's own admin key has
+            # a rate limit that a 5x surge of many users would hit as if it were one caller).
+            anonymous_traffic=served_key_store_path() is None,
         )

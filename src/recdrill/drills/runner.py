@@ -81,7 +81,7 @@ class DrillRunner:
             timeout_s=traffic.timeout_s,
             verify=self.target.verify,
             retry=traffic.retry,
-            api_key=self.target.admin_key,
+            api_key=self.target.traffic_headers.get("X-API-Key"),
         )
         audit = FeedbackAudit(self.target.plan, traffic.feedback_rate, traffic.seed)
         watcher = SignalWatcher()
@@ -204,7 +204,7 @@ class DrillRunner:
     def _traffic_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.target.traffic_url,
-            headers=self.target.headers,
+            headers=self.target.traffic_headers,
             timeout=self.scenario.traffic.timeout_s,
             verify=self.target.verify,
         )

@@ -107,7 +107,7 @@ class SideTraffic:
         self.name = name
         self.owner = target.base_url  # which deployment this traffic belongs to (leftovers)
         self.url = target.traffic_url
-        self.headers = dict(target.headers)
+        self.headers = dict(target.traffic_headers)
         self.verify = target.verify
         self.rate = float(rate)
         self.ttl_s = float(ttl_s)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-# signal name -> (metric family, "gauge" = on while any sample >= threshold, "counter" = on when it grows)
+# signal name -> (metric family, kind, threshold): a "gauge" signals when one of its series rises to
+# the threshold, a "counter" when it grows
 SIGNALS: dict[str, tuple[str, str, float]] = {
     "drift": ("recdrill_drift_detected", "gauge", 1.0),
     "breaker-open": ("recdrill_breaker_state", "gauge", 2.0),
@@ -28,6 +29,28 @@ SIGNALS: dict[str, tuple[str, str, float]] = {
     "fallback": ("recdrill_fallbacks", "counter", 0.0),
 }
 
+# The alerts that can tell each fault apart. Faults run against live traffic, and an alert raised by
+# something else at the same time (the drift monitor reacting to the drill's own traffic mix, say)
+# must not count as detecting them; a fault not listed here is detected by any alert.
+FAULT_SIGNALS: dict[str, frozenset[str]] = {
+    name: frozenset(signals)
+    for names, signals in [
+        (("ranker-latency", "ranker-error", "ranker-nan"), ("fallback", "breaker-open")),
+        (("fallback-latency", "fallback-error", "fallback-nan"), ("breaker-open",)),
+        (("worker-kill", "worker-freeze", "cpu-hog", "memory-pressure"), ("server-errors", "shedding")),
+        (("traffic-surge", "hot-key"), ("shedding",)),
+        (("malformed-request-storm",), ("server-errors",)),
+        (("feedback-store-slow", "feedback-store-failing", "feedback-store-full", "feedback-store-locked"),
+         ("server-errors",)),
+        (("corrupt-artifact", "unsigned-artifact", "wrongly-signed-artifact"), ("model-refused",)),
+        (("feature-drift", "cold-start-flood"), ("drift",)),
+        (("poisoned-feedback",), ("anomaly", "feedback-quarantined")),
+        (("bad-model-push", "cache-stale", "cache-empty"), ()),  # only the quality hypotheses see these
+        (("network-latency", "network-drop", "network-reset"), ()),  # between client and server: no alert
+    ]
+    for name in names
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class SignalEvent:
@@ -37,17 +60,24 @@ class SignalEvent:
     signal: str
 
 
-def read_signals(text: str) -> dict[str, float]:
-    """Per signal: the largest gauge sample, or the counter's total, in one exposition."""
+def read_signals(text: str) -> dict[str, float | frozenset[str]]:
+    """Per signal in one exposition: the counter's total, or the set of gauge series (by labels)
+    at or over the signal's threshold."""
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    values: dict[str, float] = {}
-    for name, (family, kind, _) in SIGNALS.items():
+    values: dict[str, float | frozenset[str]] = {}
+    for name, (family, kind, threshold) in SIGNALS.items():
         found = families.get(family)
         if found is None:
             continue
-        samples = [s.value for s in found.samples if not s.name.endswith("_created")]
-        if samples:
-            values[name] = max(samples) if kind == "gauge" else float(sum(samples))
+        samples = [s for s in found.samples if not s.name.endswith("_created")]
+        if kind == "gauge":
+            values[name] = frozenset(
+                ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                for s in samples
+                if s.value >= threshold
+            )
+        elif samples:
+            values[name] = float(sum(s.value for s in samples))
     return values
 
 
@@ -59,20 +89,19 @@ class SignalWatcher:
     events: list[SignalEvent] = field(default_factory=list)
     polls: int = 0
     failed_polls: int = 0
-    _last: dict[str, float] = field(default_factory=dict)
+    _last: dict[str, float | frozenset[str]] = field(default_factory=dict)
 
-    def observe(self, t: float, values: dict[str, float]) -> None:
-        """Turn one poll into events: gauges at or over their threshold, counters that grew."""
+    def observe(self, t: float, values: dict[str, float | frozenset[str]]) -> None:
+        """Turn one poll into events: a gauge series newly at or over its threshold (a rising edge:
+        a flag that stays up is one alert, not one per poll), a counter that grew."""
         for name, value in values.items():
-            _, kind, threshold = SIGNALS[name]
-            if kind == "gauge":
-                if value >= threshold:
+            previous = self._last.get(name)
+            if isinstance(value, frozenset):
+                if value - (previous if isinstance(previous, frozenset) else frozenset()):
                     self.events.append(SignalEvent(t, name))
-            else:
-                previous = self._last.get(name)
-                if previous is not None and value > previous:
-                    self.events.append(SignalEvent(t, name))
-                self._last[name] = value
+            elif isinstance(previous, float) and value > previous:
+                self.events.append(SignalEvent(t, name))
+            self._last[name] = value
 
     async def run(self, client: httpx.AsyncClient, t0: float) -> None:
         while True:
@@ -91,9 +120,15 @@ class SignalWatcher:
         """Signals already firing in the fault-free baseline: they cannot tell a fault apart."""
         return {e.signal for e in self.events if e.t < until_s}
 
-    def first_after(self, start: float, end: float, ignore: set[str]) -> SignalEvent | None:
-        """The first event in ``[start, end)`` of a signal not in ``ignore``."""
+    def first_after(
+        self, start: float, end: float, ignore: set[str], only: frozenset[str] | None = None
+    ) -> SignalEvent | None:
+        """The first event in ``[start, end)`` of a signal not in ``ignore`` (and in ``only``, if given)."""
         for event in self.events:
-            if start <= event.t < end and event.signal not in ignore:
+            if (
+                start <= event.t < end
+                and event.signal not in ignore
+                and (only is None or event.signal in only)
+            ):
                 return event
         return None

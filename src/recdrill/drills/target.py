@@ -59,6 +59,12 @@ class DrillTarget:
     local: bool = False
     proxy: Any = None  # a running ``LoopbackProxy`` (recdrill.drills.proxy) while network faults may act
     scratch_dir: Path | None = None  # where faults may write files (a corrupted artifact copy)
+    # User traffic (recommend and feedback requests, judged or not) stands for many shoppers, not one
+    # caller: sent under the admin key it would hit that key's own rate limit. ``traffic_key`` names a
+    # reader/writer key for it; ``anonymous_traffic`` sends it with no key (a server without a key
+    # store leaves those endpoints open); neither: the admin key.
+    traffic_key: str | None = None
+    anonymous_traffic: bool = False
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -71,6 +77,13 @@ class DrillTarget:
     @property
     def headers(self) -> dict[str, str]:
         return {API_KEY_HEADER: self.admin_key}
+
+    @property
+    def traffic_headers(self) -> dict[str, str]:
+        """Headers of user traffic (see ``traffic_key``)."""
+        if self.anonymous_traffic:
+            return {}
+        return {API_KEY_HEADER: self.traffic_key} if self.traffic_key else self.headers
 
     def admin(self, timeout_s: float = 10.0) -> httpx.Client:
         """A client for the admin API, straight to the server (never through the proxy)."""

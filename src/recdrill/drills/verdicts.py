@@ -3,8 +3,8 @@ deployment noticed, failed over and recovered, against the scenario's objectives
 
 - detect: the first sign after the fault began, from whichever came first: a hypothesis
   deviating (the window that shows it closes one second after its row) or one of the deployment's
-  own alert signals (``recdrill.drills.signals``; signals already firing during the baseline are
-  ignored, they cannot tell a fault apart).
+  own alerts that can name this fault (``recdrill.drills.signals.FAULT_SIGNALS``; alerts already
+  firing during the baseline are ignored, they cannot tell a fault apart).
 - fail over: the first request sent after the fault began that a fallback tier answered.
 - recover: after the revert, the first moment every hypothesis held again (0 when nothing deviated).
 - quality kept: NDCG@10 of the lists served during the fault over the pre-fault baseline's.
@@ -21,7 +21,7 @@ import numpy as np
 from recdrill.drills.catalogue import FaultParams, FaultType
 from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.scenario import FaultStep, Scenario
-from recdrill.drills.signals import SignalWatcher
+from recdrill.drills.signals import FAULT_SIGNALS, SignalWatcher
 from recdrill.drills.timeline import Records, first_second, window_stats
 
 
@@ -65,7 +65,7 @@ def fault_verdicts(
         horizon = min([s for s in starts if s > step.start_s] + [scenario.traffic.duration_s])
         deviation = first_second(rows, step.start_s, horizon, ok=False)
         deviation_s = None if deviation is None else deviation + 1 - step.start_s
-        alert = watcher.first_after(step.start_s, horizon, noisy)
+        alert = watcher.first_after(step.start_s, horizon, noisy, FAULT_SIGNALS.get(step.fault))
         alert_s = None if alert is None else max(0.0, alert.t - step.start_s)
         candidates = [(v, by) for v, by in ((deviation_s, "hypotheses"), (alert_s, "alert")) if v is not None]
         detect_s, detected_by = min(candidates, key=lambda c: c[0]) if candidates else (None, None)

@@ -1,0 +1,51 @@
+"""Alert signals read from a real Prometheus exposition: rising edges of gauges, growth of counters."""
+
+from __future__ import annotations
+
+from recdrill.drills.signals import SignalWatcher, read_signals
+
+EXPOSITION = """# HELP recdrill_drift_detected Whether a feature drifted.
+# TYPE recdrill_drift_detected gauge
+recdrill_drift_detected{{feature="history_length"}} {length}
+recdrill_drift_detected{{feature="history_category"}} {category}
+# HELP recdrill_shed_total Requests refused with 429.
+# TYPE recdrill_shed_total counter
+recdrill_shed_total{{route="/v1/recommend"}} {shed}
+"""
+
+
+def poll(length: int, category: int, shed: float) -> dict[str, float | frozenset[str]]:
+    return read_signals(EXPOSITION.format(length=length, category=category, shed=shed))
+
+
+def test_a_flag_that_stays_up_is_one_alert_and_a_new_one_is_another() -> None:
+    watcher = SignalWatcher()
+    watcher.observe(0.0, poll(0, 0, 0))
+    watcher.observe(1.0, poll(1, 0, 0))  # history_length rises: one alert
+    watcher.observe(2.0, poll(1, 0, 0))  # still up: none
+    watcher.observe(3.0, poll(1, 1, 0))  # a second feature rises: another
+    watcher.observe(4.0, poll(0, 1, 0))
+    watcher.observe(5.0, poll(1, 1, 0))  # history_length again, after it fell
+    assert [(e.t, e.signal) for e in watcher.events] == [(1.0, "drift"), (3.0, "drift"), (5.0, "drift")]
+
+
+def test_counters_signal_when_they_grow_and_baseline_noise_is_ignored() -> None:
+    watcher = SignalWatcher()
+    for t, shed in [(0.0, 0), (1.0, 3), (2.0, 3), (10.0, 3), (11.0, 9)]:
+        watcher.observe(t, poll(0, 0, shed))
+    assert [(e.t, e.signal) for e in watcher.events] == [(1.0, "shedding"), (11.0, "shedding")]
+    assert watcher.noisy(until_s=5.0) == {"shedding"}
+    assert watcher.first_after(5.0, 20.0, ignore=set()) is not None
+    assert watcher.first_after(5.0, 20.0, ignore={"shedding"}) is None
+
+
+def test_a_family_the_server_does_not_export_gives_no_signal() -> None:
+    assert read_signals("# TYPE other gauge\nother 1\n") == {}
+
+
+def test_every_fault_says_which_alerts_can_name_it() -> None:
+    from recdrill.drills.catalogue import catalogue
+    from recdrill.drills.signals import FAULT_SIGNALS, SIGNALS
+
+    assert {f.name for f in catalogue()} == set(FAULT_SIGNALS)
+    assert set().union(*FAULT_SIGNALS.values()) <= set(SIGNALS)
