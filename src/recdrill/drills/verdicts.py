@@ -63,9 +63,12 @@ def fault_verdicts(
     for run in runs:
         step = run.step
         horizon = min([s for s in starts if s > step.start_s] + [scenario.traffic.duration_s])
-        deviation = first_second(rows, step.start_s, horizon, ok=False)
+        # A sign counts as detecting the fault while it acts, or in the window just after its revert
+        # (a window that closes then still holds its seconds): a dip later is someone else's.
+        sign_end = min(horizon, step.end_s + scenario.window_s)
+        deviation = first_second(rows, step.start_s, sign_end, ok=False)
         deviation_s = None if deviation is None else deviation + 1 - step.start_s
-        alert = watcher.first_after(step.start_s, horizon, noisy, FAULT_SIGNALS.get(step.fault))
+        alert = watcher.first_after(step.start_s, sign_end, noisy, FAULT_SIGNALS.get(step.fault))
         alert_s = None if alert is None else max(0.0, alert.t - step.start_s)
         candidates = [(v, by) for v, by in ((deviation_s, "hypotheses"), (alert_s, "alert")) if v is not None]
         detect_s, detected_by = min(candidates, key=lambda c: c[0]) if candidates else (None, None)
