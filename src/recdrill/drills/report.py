@@ -133,6 +133,8 @@ def _observed_cell(observed: dict[str, Any] | None) -> str:
         return "-"
     parts = []
     for key, value in observed.items():
+        if value in (0, None, False, {}, "") and not isinstance(value, float):
+            continue  # zero counts and unset fields say nothing (0.0 seconds still does)
         if isinstance(value, dict):
             value = ", ".join(f"{k} {_fmt(v, 2)}" for k, v in value.items())
         parts.append(f"{key}: {_fmt(value, 2) if not isinstance(value, str) else html.escape(value)}")
