@@ -245,3 +245,36 @@ def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path
         report["status"] == "interrupted" and fault["reverted"] and fault["observed"]["revert"] == "continued"
     )
     assert report["cleanliness"]["stopped_workers"] == 0
+
+
+ABORTING = """
+name: blast-radius
+traffic: {rate: 20, duration_s: 60, seed: 4, timeout_s: 2}
+baseline_s: 3
+after_s: 3
+faults:
+  - {name: cut-network, fault: network-drop, at_s: 3, duration_s: 50, params: {rate: 1.0}}
+hypotheses:
+  - {name: available, metric: availability, min: 0.99}
+abort:
+  - {metric: availability, min: 0.5, for_s: 3}
+rollbacks:
+  - {action: remove-server-faults}
+  - {action: continue-workers}
+"""
+
+
+def test_an_abort_condition_stops_the_drill_and_everything_is_reverted(
+    server: ServerProcess, plan: ReplayPlan
+) -> None:
+    started = time.monotonic()
+    journal = DrillRunner(parse_scenario(ABORTING), DrillTarget(server.url, KEY, plan=plan)).run()
+    assert time.monotonic() - started < 30  # stopped early, not after its 60 s of traffic
+    assert journal["status"] == "aborted"
+    assert journal["aborted"]["condition"]["metric"] == "availability"
+    assert 5 <= journal["aborted"]["t"] <= 15  # 3 s of failures after the fault began at 3 s
+    (fault,) = journal["faults"]
+    assert fault["reverted"] and fault["observed"]["dropped"] > 0  # the proxy really cut requests
+    assert [r["action"] for r in journal["rollbacks"]] == ["remove-server-faults", "continue-workers"]
+    assert all(r["status"] == "succeeded" for r in journal["rollbacks"])
+    assert journal["cleanliness"]["ok"], journal["cleanliness"]

@@ -98,3 +98,40 @@ def test_a_partial_error_rate_hits_only_some_calls(target: DrillTarget) -> None:
         assert served(target).count("primary") == len(USERS)  # rate 0: the fault is there, hits nothing
     finally:
         ftype.revert(target, parsed, handle)
+
+
+@pytest.fixture(scope="module")
+def server_with_fallback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A primary with a second-tier model beside it (``<model>/fallback``)."""
+    model = tmp_path_factory.mktemp("with-fallback") / "model"
+    assert main(["train", "--data", DATA, "--model", "itemknn", "--out", str(model)]) == 0
+    assert main(["train", "--data", DATA, "--model", "catpop", "--out", str(model / "fallback")]) == 0
+    with ServerProcess(model, model.parent / "state", admin_key=KEY) as running:
+        yield running
+
+
+@pytest.mark.parametrize("name", ["fallback-error", "fallback-nan", "fallback-latency"])
+def test_a_faulted_second_tier_passes_the_request_further_down(
+    name: str, server_with_fallback: ServerProcess
+) -> None:
+    target = DrillTarget(server_with_fallback.url, KEY)
+    down = fault_type("ranker-error")
+    down_params = down.parse({})
+    primary_down = down.inject(target, down_params)
+    try:
+        assert set(served(target)) == {"fallback"}  # the second tier answers while the primary fails
+        ftype = fault_type(name)
+        params = ftype.parse({"latency_ms": 400} if name == "fallback-latency" else {})
+        handle = ftype.inject(target, params)
+        try:
+            tiers = served(target)
+            assert "fallback" not in tiers and set(tiers) <= {"cache", "category", "popular"}, tiers
+        finally:
+            ftype.revert(target, params, handle)
+        deadline = time.monotonic() + 15  # the second tier's breaker may wait out its cool-down
+        while "fallback" not in served(target) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "fallback" in served(target)
+    finally:
+        down.revert(target, down_params, primary_down)
+    back_to_primary(target)

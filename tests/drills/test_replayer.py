@@ -106,3 +106,19 @@ def test_429_500_and_timeouts_are_not_retried(kind: str, status: int) -> None:
     records, server = replay(kind, retry=True, users=5)
     assert records and all(r.status == status and not r.retried for r in records)
     assert sum(server.seen.values()) == len(records)  # one attempt each
+
+
+def test_shaped_arrivals_follow_the_rate_over_time() -> None:
+    import numpy as np
+
+    from recdrill.drills.replayer import shaped_arrival_times
+
+    def spike(t: np.ndarray) -> np.ndarray:
+        return np.where((t >= 20) & (t < 30), 250.0, 50.0)
+
+    times = shaped_arrival_times(spike, 250.0, 40.0, seed=3)
+    before, during, after = (
+        int(((times >= a) & (times < b)).sum()) for a, b in [(0, 20), (20, 30), (30, 40)]
+    )
+    assert abs(before - 1000) < 150 and abs(during - 2500) < 250 and abs(after - 500) < 100
+    assert np.all(np.diff(times) >= 0)

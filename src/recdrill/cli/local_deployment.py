@@ -67,7 +67,9 @@ class LocalDeployment:
         state_dir = out / "state"
         server: ServerProcess | RayServerProcess
         if backend == "ray":
-            server = RayServerProcess(model_dir, state_dir, RayOptions(), admin_key=admin_key)
+            # As many replicas as local workers: a drill that kills one needs another to serve meanwhile.
+            replicas = RayOptions(min_replicas=workers, max_replicas=max(workers, RayOptions().max_replicas))
+            server = RayServerProcess(model_dir, state_dir, replicas, admin_key=admin_key)
         elif tls:
             cert = make_dev_certificate(out / "tls", overwrite=True)  # the run's own, remade each time
             server = ServerProcess(
