@@ -91,3 +91,11 @@ def test_without_ray_the_cli_says_how_to_install_it_before_loading_anything(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == RayNotInstalledError.exit_code
     assert err == ["recdrill: error: Ray Serve is not installed: pip install 'recdrill[ray]'"]
+
+
+def test_replicas_share_the_servers_reload_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECDRILL_SERVER_ID", raising=False)
+    assert "RECDRILL_SERVER_ID" not in RayOptions().actor_options()["runtime_env"]["env_vars"]
+    monkeypatch.setenv("RECDRILL_SERVER_ID", "ray-123-abcd")
+    env = RayOptions().actor_options()["runtime_env"]["env_vars"]
+    assert env["RECDRILL_SERVER_ID"] == "ray-123-abcd" and env["OMP_NUM_THREADS"] == "1"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ class LocalDeployment:
             server = ServerProcess(model_dir, state_dir, workers=workers, admin_key=admin_key)
         with server as running:
             click.echo(f"  serving on {running.url} (pid {running.pid})", err=True)
+            if isinstance(running, RayServerProcess):
+                _wait_for_replicas(running, workers)
             yield cls(split, model_dir, state_dir, snapshot, running, admin_key)
 
     def target(self, out: Path) -> DrillTarget:
@@ -104,3 +107,12 @@ class LocalDeployment:
             # a rate limit that a 5x surge of many users would hit as if it were one caller).
             anonymous_traffic=served_key_store_path() is None,
         )
+
+
+def _wait_for_replicas(server: RayServerProcess, wanted: int, timeout_s: float = 120.0) -> None:
+    """Ray Serve answers once one replica is up and starts the others behind it; a drill that kills
+    one needs them all."""
+    deadline = time.monotonic() + timeout_s
+    while len(server.worker_pids()) < wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+    click.echo(f"  {len(server.worker_pids())} Ray Serve replica(s) running", err=True)

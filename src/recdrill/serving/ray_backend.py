@@ -28,6 +28,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -49,6 +50,7 @@ APP_NAME = "recdrill"
 MAX_TEMP_DIR_CHARS = 43
 DRAIN_S = 2.0
 REPLICA_ENV = SINGLE_THREAD_ENV
+ENV_SERVER_ID = "RECDRILL_SERVER_ID"  # read by recdrill.serving.reload.server_group
 
 
 class RayNotInstalledError(RecdrillError):
@@ -138,8 +140,12 @@ class RayOptions:
         return path
 
     def actor_options(self) -> dict[str, Any]:
-        """Each replica's share of a CPU, and one BLAS thread (replicas would fight over cores)."""
-        return {"num_cpus": self.cpus_per_replica, "runtime_env": {"env_vars": dict(REPLICA_ENV)}}
+        """Each replica's share of a CPU, one BLAS thread (replicas would fight over cores), and the
+        server's id, so that every replica follows a reload made through any one of them."""
+        env = dict(REPLICA_ENV)
+        if os.environ.get(ENV_SERVER_ID):
+            env[ENV_SERVER_ID] = os.environ[ENV_SERVER_ID]
+        return {"num_cpus": self.cpus_per_replica, "runtime_env": {"env_vars": env}}
 
     def environment(self, haproxy_dir: Path) -> dict[str, str]:
         """Variables Ray's processes must see before they start (Ray reads them at import).
@@ -284,6 +290,10 @@ def run_ray_server(config: ServeConfig, options: RayOptions, admin_key: str | No
         admin_key_sha256=ServeConfig.hash_key(admin_key) if admin_key else config.admin_key_sha256,
     )
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    # Replicas are Ray actors, not children of one uvicorn supervisor: without a shared id each would
+    # be its own reload group and ignore the others' reloads (a drill found one replica still serving
+    # a rolled-back model).
+    os.environ.setdefault(ENV_SERVER_ID, f"ray-{os.getpid()}-{secrets.token_hex(4)}")
     with contextlib.suppress(StopServing), ray_cluster(config.state_dir, options) as serve:
         deploy(serve, config, options)
         serve_forever()
