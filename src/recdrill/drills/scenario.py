@@ -149,24 +149,30 @@ class FaultStep(_Strict):
         return ftype.parse({**extra, **self.params})
 
 
-class AbortCondition(_Strict):
-    """Blast radius: stop the drill when ``metric`` stays outside its bounds for ``for_s`` seconds."""
+class _Bounded(_Strict):
+    """``metric`` within ``min``/``max`` (at least one given)."""
 
     metric: Metric
     min: float | None = None
     max: float | None = None
-    for_s: float = Field(10.0, gt=0, le=3600)
 
     @model_validator(mode="after")
-    def _has_bound(self) -> AbortCondition:
+    def _has_bound(self) -> _Bounded:
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both")
         return self
 
     def holds(self, value: float | None) -> bool:
+        """Whether ``value`` is within bounds; a window without data (None) does not deviate."""
         if value is None:
             return True
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class AbortCondition(_Bounded):
+    """Blast radius: stop the drill when ``metric`` stays outside its bounds for ``for_s`` seconds."""
+
+    for_s: float = Field(10.0, gt=0, le=3600)
 
 
 RollbackAction = Literal["remove-server-faults", "restore-model", "continue-workers"]
@@ -193,25 +199,10 @@ class Objectives(_Strict):
     quality_kept: float = Field(0.5, ge=0, le=10)
 
 
-class Hypothesis(_Strict):
+class Hypothesis(_Bounded):
     """A steady-state condition: ``metric`` must stay within ``min``/``max`` over each window."""
 
     name: str = Field(min_length=1)
-    metric: Metric
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _has_bound(self) -> Hypothesis:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        return self
-
-    def holds(self, value: float | None) -> bool:
-        """Whether ``value`` is within bounds; a window without data (None) does not deviate."""
-        if value is None:
-            return True
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
 class Scenario(_Strict):
