@@ -1,7 +1,9 @@
 """Conformance: every fault in the catalogue is injected and reverted against one live server, and
 the cleanliness check passes after each (nothing active, no worker stopped, as many workers as
-before, the same model version); then a drill running many faults at once is interrupted with
-SIGINT and leaves the server just as clean.
+before, the same model version); then a drill running seven faults at once is interrupted with
+SIGINT and leaves the server just as clean. (A frozen worker is left out of that drill: the supervisor
+replaces a worker stopped for 5 s, which would race the test's wait for every fault to be in place;
+``test_drill_e2e`` interrupts a drill with a frozen worker on its own.)
 
 The server has everything a fault may need: two workers, a registry with verification keys,
 its state and model folders on this machine, and a loopback proxy in front of it.
@@ -24,7 +26,6 @@ from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import leave_one_out
-from recdrill.drills import process_faults
 from recdrill.drills.catalogue import catalogue, fault_type
 from recdrill.drills.cleanliness import Before, check_clean, leftovers
 from recdrill.drills.proxy import LoopbackProxy
@@ -140,7 +141,6 @@ faults:
   - {name: slow-network, fault: network-latency, at_s: 3, duration_s: 150, params: {latency_ms: 5}}
   - {name: hog, fault: cpu-hog, at_s: 3, duration_s: 150, params: {processes: 1}}
   - {name: hot, fault: hot-key, at_s: 3, duration_s: 150, params: {rate: 5}}
-  - {name: frozen, fault: worker-freeze, at_s: 3, duration_s: 150, params: {worker: 1}}
   - {name: bad-push, fault: bad-model-push, at_s: 3, duration_s: 150}
 hypotheses:
   - {name: up, metric: availability, min: 0.5}
@@ -179,7 +179,6 @@ def test_a_drill_interrupted_with_sigint_leaves_the_target_clean(
         while time.monotonic() < deadline:  # every fault in place: the server's, a stopped worker, a hog
             injected = (
                 len(leftovers(DrillTarget(server.url, KEY))) >= 3
-                and process_faults.stopped_workers(server) == 1
                 and _hog_processes()
                 and target.model_version() != before.model_version
             )

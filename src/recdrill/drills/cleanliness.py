@@ -109,7 +109,9 @@ def check_clean(target: DrillTarget, before: Before, all_reverted: bool) -> dict
     workers_after = _wait_for_workers(target, before.workers)
     # Wait for /readyz only where it answered before the drill: an unreachable target stays so.
     ready, version = _ready(target, patient=before.model_version is not None)
-    remaining = leftovers(target)
+    remaining = _settled_leftovers(target, patient=ready)
+    if ready:  # read again once settled: the first answer may have come from a worker still catching up
+        version = target.model_version() or version
     stopped = None if target.workers is None else process_faults.stopped_workers(target.workers)
     same_version = before.model_version is None or version == before.model_version
     workers_ok = before.workers is None or (workers_after is not None and workers_after >= before.workers)
@@ -123,6 +125,17 @@ def check_clean(target: DrillTarget, before: Before, all_reverted: bool) -> dict
         "ready": ready,
         "model_version": {"before": before.model_version, "after": version, "same": same_version},
     }
+
+
+def _settled_leftovers(target: DrillTarget, patient: bool) -> list[str]:
+    """Leftovers once the target has had time to settle: a worker continued after a freeze follows
+    the rolled-back model a second or two after the others (it missed the reload while stopped)."""
+    deadline = time.monotonic() + (WORKERS_BACK_S if patient else 0.0)
+    while True:
+        remaining = leftovers(target)
+        if not remaining or time.monotonic() > deadline:
+            return remaining
+        time.sleep(1.0)
 
 
 def _wait_for_workers(target: DrillTarget, wanted: int | None) -> int | None:
