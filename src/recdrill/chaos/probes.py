@@ -18,9 +18,8 @@ import httpx
 import numpy as np
 
 from recdrill.chaos import ADMIN_KEY_ENV, DEFAULT_BASE_URL, admin_key_from_env, drill_target
-from recdrill.drills.catalogue import catalogue
-from recdrill.drills.faults_model import active_server_faults
-from recdrill.drills.target import API_KEY_HEADER, FaultUnavailableError
+from recdrill.drills.cleanliness import leftovers
+from recdrill.drills.target import API_KEY_HEADER
 from recdrill.errors import ConfigError
 from recdrill.security.tls import client_ssl_context
 
@@ -115,19 +114,7 @@ def leftover_faults(
         server_pid=server_pid,
         local=local,
     )
-    found = set(active_server_faults(target))
-    for fault in catalogue():
-        if fault.leftovers is None:
-            continue
-        try:
-            target.require(fault.name, *sorted(fault.needs))
-        except FaultUnavailableError:
-            continue
-        try:
-            found.update(fault.leftovers(target))
-        except Exception as exc:  # a broken check must show up, not pass as clean
-            found.add(f"{fault.name}: cannot check: {type(exc).__name__}: {exc}")
-    return sorted(found)
+    return sorted(leftovers(target))
 
 
 def active_faults(

@@ -18,7 +18,8 @@ import httpx
 
 from recdrill.drills import process_faults
 from recdrill.drills.catalogue import catalogue
-from recdrill.drills.target import DrillTarget
+from recdrill.drills.faults_model import active_server_faults
+from recdrill.drills.target import DrillTarget, FaultUnavailableError
 from recdrill.serving.workers import WorkerRef, process_state
 
 WORKERS_BACK_S = 30.0  # a killed worker's replacement has this long to start before the check fails
@@ -93,14 +94,23 @@ _ROLLBACKS = {
 
 
 def leftovers(target: DrillTarget) -> list[str]:
-    """Everything of every fault type still active on the target (deduplicated)."""
-    found: list[str] = []
+    """Everything of any fault type still active on the target, the server's fault table included,
+    without repeats. A fault type whose check needs what the target lacks (``state_dir``, ``local``,
+    ...) is skipped; a check that fails counts as a leftover naming the failure, since "could not
+    check" is not "clean"."""
+    found: list[str] = list(active_server_faults(target))
     for ftype in catalogue():
         if ftype.leftovers is None:
             continue
-        for item in ftype.leftovers(target):
-            if item not in found:
-                found.append(item)
+        try:
+            target.require(ftype.name, *sorted(ftype.needs))
+        except FaultUnavailableError:
+            continue
+        try:
+            items = ftype.leftovers(target)
+        except Exception as exc:
+            items = [f"{ftype.name}: cannot check: {type(exc).__name__}: {exc}"]
+        found.extend(item for item in items if item not in found)
     return found
 
 

@@ -41,6 +41,7 @@ def build_journal(
     deviations = [{"t": r["t"], "hypotheses": r["deviating"]} for r in during_rows if not r["hypotheses_ok"]]
     faults = fault_verdicts(runs, rows, table, scenario, base_ndcg, watcher, audit)
     overall = window_stats(table, 0.0, duration, primary)
+    feedback = audit.summary()
     deviated = (not all(h["ok"] for h in before)) or bool(deviations) or not all(h["ok"] for h in after)
     return {
         "scenario": scenario.model_dump(),
@@ -70,7 +71,7 @@ def build_journal(
         "faults": faults,
         "scorecard": scorecard(faults, scenario),
         "alerts": [{"t": e.t, "signal": e.signal} for e in watcher.events],
-        "feedback": audit.summary(),
+        "feedback": feedback,
         "summary": {
             "requests": overall.requests,
             "availability": overall.availability,
@@ -84,7 +85,7 @@ def build_journal(
             "ndcg10": overall.ndcg10,
             "fallback_share": overall.fallback_share,
             "served_by": overall.served_by,
-            "events_lost": audit.summary()["lost"],
+            "events_lost": feedback["lost"],
         },
         "rollbacks": rollbacks,
         "cleanliness": cleanliness,
