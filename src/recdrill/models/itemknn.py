@@ -15,7 +15,7 @@ NDCG@10 0.0616 with window 3, backward 0.5, alpha 0.5, shrink 10; 0.0675 with th
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -105,9 +105,17 @@ class ItemKNNRecommender(BaseRecommender):
                 )
 
     def _fit(self, dataset: Dataset) -> None:
+        self._learn(dataset.sequences(), dataset.n_items)
+
+    def fit_sequences(self, sequences: Ragged, n_items: int) -> Self:
+        """Fit on item sequences alone, for a model that holds this one as a part of itself (the
+        Transformer's next-item mix): no catalogue fingerprint is recorded, so save the holder."""
+        self.n_items_ = n_items
+        self._learn(sequences, n_items)
+        return self
+
+    def _learn(self, sequences: Ragged, n: int) -> None:
         self._validate_params()
-        n = dataset.n_items
-        sequences = dataset.sequences()
         items, rows = sequences.values.astype(np.int64), sequences.row_ids
         sources, targets, weights = [], [], []
         for distance in range(1, self.window + 1):
@@ -124,7 +132,7 @@ class ItemKNNRecommender(BaseRecommender):
         )
         pairs.sum_duplicates()  # one entry per (a, b): the summed co-occurrence weight
         rows, cols = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
-        counts = dataset.item_counts().astype(np.float64)
+        counts = np.bincount(items, minlength=n).astype(np.float64)
         self.share_ = (counts / max(counts.sum(), 1.0)).astype(np.float32)
         norm = np.power(counts[rows], self.alpha) * np.power(counts[cols], 1.0 - self.alpha) + self.shrink
         similarity = sp.csr_matrix(((pairs.data / norm).astype(np.float32), (rows, cols)), shape=(n, n))

@@ -28,10 +28,12 @@ from recdrill.errors import ConfigError
 from recdrill.eval.evaluate import evaluate
 from recdrill.models.base import BaseRecommender, csr_from_state, csr_to_state
 from recdrill.models.distributed import agree, distribute, same_everywhere, world_size
+from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.models.next_item_loss import NextItemLoss
 from recdrill.models.sequence_batches import left_pad, training_batches
 from recdrill.models.training_checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
 from recdrill.models.transformer import SASRecNet
+from recdrill.models.transition_mix import choose_weight, mix_scores
 
 SCORE_BATCH = 1024
 
@@ -69,6 +71,10 @@ class SASRecRecommender(BaseRecommender):
             brands and categories); brand groups need ``Catalog.brand``.
         attribute_mask_rate, price_jitter: side-information augmentations applied to the item table
             at each training step (see :class:`recdrill.models.transformer.SASRecNet`).
+        transition_mix: weight of a sequence-aware item-to-item model's next-item distribution mixed
+            into the Transformer's (:mod:`recdrill.models.transition_mix`): ``"auto"`` chooses it on
+            the validation users from a grid that includes 0 (no validation: 0); a number in [0, 1)
+            fixes it; 0 serves the Transformer alone. The chosen weight is ``mix_``.
         watermark: embed the owner's secret watermark (see :mod:`recdrill.models.watermark`); the
             secret comes from ``watermark_secret`` if set, else ``RECDRILL_WATERMARK_KEY`` or the key
             file, and is never saved: the model keeps only a public commitment to it.
@@ -105,6 +111,7 @@ class SASRecRecommender(BaseRecommender):
         "brand_rate",
         "attribute_mask_rate",
         "price_jitter",
+        "transition_mix",
         "watermark",
     )
 
@@ -118,6 +125,8 @@ class SASRecRecommender(BaseRecommender):
     attributes_: sp.csr_matrix | None
     price_buckets_: np.ndarray | None
     history_: dict[str, Any]
+    mix_: float = 0.0
+    transitions_: ItemKNNRecommender | None = None
 
     def __init__(
         self,
@@ -150,6 +159,7 @@ class SASRecRecommender(BaseRecommender):
         brand_rate: float = 0.0,
         attribute_mask_rate: float = 0.0,
         price_jitter: float = 0.0,
+        transition_mix: float | str = "auto",
         watermark: bool = False,
     ) -> None:
         self.dim = dim
@@ -181,6 +191,7 @@ class SASRecRecommender(BaseRecommender):
         self.brand_rate = brand_rate
         self.attribute_mask_rate = attribute_mask_rate
         self.price_jitter = price_jitter
+        self.transition_mix = transition_mix
         self.watermark = watermark
 
     # -- fitting -----------------------------------------------------------------------------------
@@ -225,6 +236,13 @@ class SASRecRecommender(BaseRecommender):
             raise ConfigError(
                 "The 'lr_schedule' parameter of SASRecRecommender must be cosine or constant, "
                 f"got {self.lr_schedule!r}"
+            )
+        if self.transition_mix != "auto" and not (
+            isinstance(self.transition_mix, (int, float)) and 0 <= self.transition_mix < 1
+        ):
+            raise ConfigError(
+                "The 'transition_mix' parameter of SASRecRecommender must be auto or a number in [0, 1), "
+                f"got {self.transition_mix!r}"
             )
         validating = self.validation_share > 0
         refit_epochs = self.refit_epochs if validating else 0
@@ -372,6 +390,7 @@ class SASRecRecommender(BaseRecommender):
         bar.close()
         if best_state is not None:
             self.net_.load_state_dict(best_state)
+        weight, by_weight = self._choose_mix(train, validation, dataset.n_items)
         if refit_epochs:
             # Anneal from the rate the best epoch ended with (at least lr/10) to zero.
             start_rate = max(learning_rate(p.best_epoch * steps_per_epoch), 0.1)
@@ -389,10 +408,34 @@ class SASRecRecommender(BaseRecommender):
                     }
                 )
         self.net_.eval()
+        self.mix_, self.transitions_ = weight, None
+        if weight > 0:  # the item-to-item part learns from what the network last trained on
+            self.transitions_ = ItemKNNRecommender().fit_sequences(
+                sequences if refit_epochs else train, dataset.n_items
+            )
         best_val = p.best_score if validating else math.nan
-        self.history_ = {"epochs": p.log, "best_epoch": p.best_epoch, "best_val_ndcg10": best_val}
+        self.history_ = {
+            "epochs": p.log,
+            "best_epoch": p.best_epoch,
+            "best_val_ndcg10": best_val,
+            "transition_mix": weight,
+            "val_ndcg10_by_mix": by_weight,
+        }
         if checkpoint is not None and rank == 0:
             checkpoint.unlink(missing_ok=True)  # the finished model is saved by the caller
+
+    def _choose_mix(
+        self, train: Ragged, validation: EvalFold | None, n_items: int
+    ) -> tuple[float, dict[float, float]]:
+        """The item-to-item weight: as given, or (``"auto"``) the best on the validation users, with
+        both parts knowing only the training rows (the held-out items are the validation targets)."""
+        if self.transition_mix != "auto":
+            return float(self.transition_mix), {}
+        if validation is None:
+            return 0.0, {}
+        transitions = ItemKNNRecommender().fit_sequences(train, n_items)
+        weight, by_weight = choose_weight(self._network_scores, transitions.score, validation)
+        return same_everywhere(weight), by_weight
 
     def _warm_weights(self) -> dict[str, torch.Tensor] | None:
         """A copy of the current weights when ``warm_start`` asks to continue from them.
@@ -419,6 +462,13 @@ class SASRecRecommender(BaseRecommender):
     # -- predicting --------------------------------------------------------------------------------
 
     def _score(self, histories: Ragged) -> np.ndarray:
+        logits = self._network_scores(histories)
+        if self.mix_ <= 0 or self.transitions_ is None:
+            return logits
+        return mix_scores(logits, self.transitions_.score(histories), self.mix_)
+
+    def _network_scores(self, histories: Ragged) -> np.ndarray:
+        """The Transformer's logits alone, ``[n_histories, n_items]``."""
         device = next(self.net_.parameters()).device
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         # Score rows in length order so each batch pads only to its own longest history.
@@ -444,6 +494,10 @@ class SASRecRecommender(BaseRecommender):
             state["price_buckets"] = self.price_buckets_
         if self.watermark_commitment_ is not None:
             state["watermark_commitment"] = np.array(self.watermark_commitment_)
+        if self.transitions_ is not None and self.mix_ > 0:
+            state["transition_mix"] = np.array(self.mix_)
+            state["transitions.share"] = self.transitions_.share_
+            state.update(csr_to_state("transitions", self.transitions_.similarity_))
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -451,6 +505,13 @@ class SASRecRecommender(BaseRecommender):
         self.price_buckets_ = state["price_buckets"].astype(np.int64) if "price_buckets" in state else None
         commitment = state.get("watermark_commitment")
         self.watermark_commitment_ = None if commitment is None else str(commitment)
+        self.mix_, self.transitions_ = 0.0, None
+        if "transition_mix" in state:
+            transitions = ItemKNNRecommender()
+            transitions.n_items_ = self.n_items_
+            transitions.share_ = state["transitions.share"]
+            transitions.similarity_ = csr_from_state("transitions", state)
+            self.mix_, self.transitions_ = float(state["transition_mix"]), transitions
         self.net_ = self._build(self.n_items_)
         weights = {
             k.removeprefix("net."): torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")
