@@ -163,6 +163,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             epochs_mean=statistics.mean(r["epochs"] for r in row["runs"]),
             parameters=row["runs"][0]["parameters"],
         )
+        alone = [r["test_network_only"]["NDCG@10"] for r in row["runs"] if r.get("test_network_only")]
+        if alone:  # the same trained networks without the item-to-item mix
+            row.update(
+                transition_mix=[r["transition_mix"] for r in row["runs"]],
+                network_only_ndcg10=alone,
+                network_only_ndcg10_mean=statistics.mean(alone),
+            )
         del row["runs"]
     ratios = {}
     for row in table.values():
