@@ -10,7 +10,6 @@ Every write runs in ``BEGIN IMMEDIATE`` so two processes pushing at once get dis
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from recdrill.errors import VersionNotFoundError
 from recdrill.registry.manifest import ManifestRecord
 from recdrill.registry.stages import Stage
+from recdrill.sqlite_wal import switch_to_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -155,7 +155,7 @@ class Catalog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as connection:
-            _switch_to_wal(connection)
+            switch_to_wal(connection)
             connection.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
@@ -178,19 +178,3 @@ class Catalog:
             connection.execute("COMMIT")
         finally:
             connection.close()
-
-
-def _switch_to_wal(connection: sqlite3.Connection, attempts: int = 100) -> None:
-    """Put the file in WAL mode. Switching needs a lock SQLite will not wait for (its busy handler
-    is skipped where waiting could deadlock), so two processes creating the registry at the same
-    moment can get "database is locked" at once: try again for up to ~5 s."""
-    for attempt in range(attempts):
-        try:
-            if connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                return
-            connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recdrill.sqlite_wal import switch_to_wal
+
 log = logging.getLogger(__name__)
 
 AUDIT_SCOPE_KEY = "recdrill.audit"
@@ -88,7 +90,7 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
-        self._connection.execute("PRAGMA journal_mode=WAL")
+        switch_to_wal(self._connection)
         self._connection.executescript(_SCHEMA)
 
     def append(self, pending: PendingAudit, status: int) -> None:

@@ -45,6 +45,7 @@ from typing import Any, Self
 
 from recdrill.errors import ConfigError, RecdrillError
 from recdrill.security.roles import Role
+from recdrill.sqlite_wal import switch_to_wal
 
 ENV_HOME = "RECDRILL_HOME"
 ENV_KEY_STORE = "RECDRILL_KEY_STORE"
@@ -163,7 +164,7 @@ class KeyStore:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             connection = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
-            connection.execute("PRAGMA journal_mode=WAL")
+            switch_to_wal(connection)
             connection.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise KeyStoreError(f"{path}: not a usable key store: {exc}") from exc

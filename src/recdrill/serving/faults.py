@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from recdrill.sqlite_wal import switch_to_wal
+
 FaultPointName = Literal["ranker", "fallback", "cache", "feedback"]
 FaultKind = Literal["latency", "error", "nan", "empty", "stale", "full"]
 FAULT_POINTS: tuple[str, ...] = get_args(FaultPointName)
@@ -78,7 +80,7 @@ class FaultStore:
         self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0)
-        self._connection.execute("PRAGMA journal_mode=WAL")
+        switch_to_wal(self._connection)
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS faults (id TEXT PRIMARY KEY, point TEXT, kind TEXT, "
             "latency_ms REAL, rate REAL, created_at REAL, expires_at REAL)"

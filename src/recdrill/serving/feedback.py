@@ -52,6 +52,7 @@ from recdrill.errors import ConfigError, RecdrillError
 from recdrill.serving.faults import FeedbackFaults, InjectedFaultError
 from recdrill.serving.feedback_crypto import SEALED_COLUMNS, UserIdSealer, load_user_id_sealer, seal
 from recdrill.serving.feedback_quarantine import QUARANTINE_SCHEMA, quarantine_matching, quarantine_rows
+from recdrill.sqlite_wal import switch_to_wal
 
 FEEDBACK_DB = "feedback.db"  # the log's file name in a server's state folder
 MAX_BATCH = 512
@@ -390,7 +391,7 @@ def _open_for_writing(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         connection = sqlite3.connect(
             path, check_same_thread=False, timeout=busy_timeout_s, isolation_level=None
         )
-        connection.execute("PRAGMA journal_mode=WAL")
+        switch_to_wal(connection)
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(SCHEMA)
