@@ -71,13 +71,15 @@ def test_test_items_cannot_change_the_trained_model(tmp_path: Path) -> None:
     # Few epochs: the cosine horizon shortens when the first epoch is slow enough for the time budget
     # to bind, so on a starved machine the two runs could differ by timing alone (seen under load).
     params = tmp_path / "params.json"
-    params.write_text(json.dumps({"max_epochs": 10}))
+    # A fixed item-to-item mix (auto picks 0 on this data), so its table is compared too.
+    params.write_text(json.dumps({"max_epochs": 10, "transition_mix": 0.3}))
     for data in (first, second):
         out = tmp_path / f"model-{data.stem}"
         command = ["train", "--data", str(data), "--model", "sasrec", "--out", str(out)]
         assert main([*command, "--params", str(params)]) == 0
         saved.append(np.load(out / "state.npz"))
     assert saved[0].files == saved[1].files
+    assert "transitions.data" in saved[0].files
     for name in saved[0].files:
         np.testing.assert_array_equal(saved[0][name], saved[1][name], err_msg=name)
 
