@@ -79,7 +79,7 @@ def test_test_items_cannot_change_the_trained_model(tmp_path: Path) -> None:
         assert main([*command, "--params", str(params)]) == 0
         saved.append(np.load(out / "state.npz"))
     assert saved[0].files == saved[1].files
-    assert "transitions.data" in saved[0].files
+    assert "transitions.similarity.data" in saved[0].files
     for name in saved[0].files:
         np.testing.assert_array_equal(saved[0][name], saved[1][name], err_msg=name)
 

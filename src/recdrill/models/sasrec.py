@@ -496,8 +496,7 @@ class SASRecRecommender(BaseRecommender):
             state["watermark_commitment"] = np.array(self.watermark_commitment_)
         if self.transitions_ is not None and self.mix_ > 0:
             state["transition_mix"] = np.array(self.mix_)
-            state["transitions.share"] = self.transitions_.share_
-            state.update(csr_to_state("transitions", self.transitions_.similarity_))
+            state.update({f"transitions.{k}": v for k, v in self.transitions_._state().items()})
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -509,8 +508,9 @@ class SASRecRecommender(BaseRecommender):
         if "transition_mix" in state:
             transitions = ItemKNNRecommender()
             transitions.n_items_ = self.n_items_
-            transitions.share_ = state["transitions.share"]
-            transitions.similarity_ = csr_from_state("transitions", state)
+            transitions._set_state(
+                {k.removeprefix("transitions."): v for k, v in state.items() if k.startswith("transitions.")}
+            )
             self.mix_, self.transitions_ = float(state["transition_mix"]), transitions
         self.net_ = self._build(self.n_items_)
         weights = {
