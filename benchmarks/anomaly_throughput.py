@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import poisson  # noqa: E402
 
-from recdrill.monitor.anomaly import EventBatch, ItemClickSpikeDetector, UserBurstDetector  # noqa: E402
+from recdrill.monitor.anomaly.monitor import EventBatch, ItemClickSpikeRule, UserBurstRule  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FULL = {"seconds": 900, "rate": 1000, "rounds": 2}
@@ -77,7 +77,7 @@ def traffic(seconds: int, rate: int, seed: int = 0) -> list[EventBatch]:
 
 
 def rule_users(batches: list[EventBatch]) -> set[str]:
-    detector = UserBurstDetector()
+    detector = UserBurstRule()
     found: set[str] = set()
     for batch in batches:
         detector.update(batch)
@@ -87,7 +87,7 @@ def rule_users(batches: list[EventBatch]) -> set[str]:
 
 def baseline_users(batches: list[EventBatch]) -> set[str]:
     """The same rule, event by event, as one would first write it."""
-    d = UserBurstDetector()
+    d = UserBurstRule()
     recent: dict[str, deque[float]] = defaultdict(deque)
     everyone: deque[float] = deque()
     found: set[str] = set()
@@ -107,7 +107,7 @@ def baseline_users(batches: list[EventBatch]) -> set[str]:
 
 
 def rule_items(batches: list[EventBatch]) -> set[str]:
-    detector = ItemClickSpikeDetector()
+    detector = ItemClickSpikeRule()
     found: set[str] = set()
     for batch in batches:
         detector.update(batch)
@@ -117,7 +117,7 @@ def rule_items(batches: list[EventBatch]) -> set[str]:
 
 def baseline_items(batches: list[EventBatch]) -> set[str]:
     """The window rebuilt with pandas every second; reference rates from the same decayed counts."""
-    d = ItemClickSpikeDetector()
+    d = ItemClickSpikeRule()
     frames: deque[pd.DataFrame] = deque()
     reference: dict[str, float] = defaultdict(float)  # decayed counts as of time 0
     start = float(batches[0].ts.min())

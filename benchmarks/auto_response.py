@@ -6,7 +6,7 @@ Per scenario, one seeded shop whose drift starts halfway through its 30 days:
 1. the current model, a small SASRec, is trained on everything before the drift, until its
    validation NDCG@10 stops improving (or 1.5 minutes); shops that agree before the drift
    (``taste_shift`` and ``no_drift``) share it, so one model meets drift and no drift;
-2. the live monitor replays the shop (``recdrill.monitor.shop_replay``: a stationary phase, then the
+2. the live monitor replays the shop (``recdrill.monitor.replay.shop``: a stationary phase, then the
    9 days after the drift in time order); the trigger is the first pass at which
    ``AutoResponder.should_respond`` names a feature flagged for ``sustain_s`` (600 s, the alert's
    ``for:``), as a live loop over ``LiveMonitor.drifting_since`` sees it;
@@ -51,10 +51,10 @@ from recdrill.eval.ranking import exclude, target_ranks
 from recdrill.models.base import BaseRecommender
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.models.sasrec import SASRecRecommender
-from recdrill.monitor.response import AutoResponder, ResponseDecision, ResponsePolicy
-from recdrill.monitor.response_apply import apply, read_decisions
-from recdrill.monitor.response_data import held_out_fold, split_recent
-from recdrill.monitor.shop_replay import ReplayResult, replay_shop
+from recdrill.monitor.replay.shop import ReplayResult, replay_shop
+from recdrill.monitor.response.apply import apply, read_decisions
+from recdrill.monitor.response.data import held_out_fold, split_recent
+from recdrill.monitor.response.responder import AutoResponder, ResponseDecision, ResponsePolicy
 from recdrill.registry.keys import init_keys
 from recdrill.registry.registry import Registry
 from recdrill.registry.stages import Stage

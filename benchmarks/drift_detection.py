@@ -3,7 +3,7 @@ requests an injected taste shift or price shock takes to detect.
 
 Each scenario is one seeded shop whose drift starts halfway through its 30 days
 (``DriftConfig.start=0.5``); the monitor's models are trained on the first 40% of the timeline
-(``recdrill.monitor.shop_replay``). Two phases, replayed through a real ``LiveMonitor`` on a
+(``recdrill.monitor.replay.shop``). Two phases, replayed through a real ``LiveMonitor`` on a
 simulated clock at the same request rate:
 
 1. the stationary hour: requests drawn at random from the reference period itself, so every alert
@@ -34,7 +34,7 @@ import numpy as np
 
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.shopsim.config import DriftConfig
-from recdrill.monitor.shop_replay import replay_shop
+from recdrill.monitor.replay.shop import replay_shop
 
 RESULTS = Path(__file__).parent / "results" / "drift_detection.json"
 SHOP = {"n_items": 3000, "n_users": 8000, "n_events": 400_000, "days": 30, "seed": 11}

@@ -40,9 +40,9 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import ks_2samp, wasserstein_distance  # noqa: E402
 
-from recdrill.monitor.binning import Binning  # noqa: E402
-from recdrill.monitor.choose import METHODS  # noqa: E402
-from recdrill.monitor.detector import Detector  # noqa: E402
+from recdrill.monitor.drift.bins import Binning  # noqa: E402
+from recdrill.monitor.drift.defaults import METHODS  # noqa: E402
+from recdrill.monitor.drift.detector import Detector  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "drift_throughput.json"
 TARGET = 1_000_000  # values/s per core (issue 7)

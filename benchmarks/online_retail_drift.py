@@ -1,7 +1,7 @@
 """Real drift on UCI Online Retail: which features of the autumn 2011 peak drift against the first
 nine months, and from which week, with a plot.
 
-Replays the cleaned invoice lines with :func:`recdrill.monitor.retail_replay.replay`: reference
+Replays the cleaned invoice lines with :func:`recdrill.monitor.replay.retail.replay`: reference
 2010-12-01 to 2011-08-31, current 2011-09-01 to 2011-12-09, tested per calendar month and per 7-day
 week from 1 September (the last week runs 1-9 December), each feature with Evidently's default test.
 
@@ -39,8 +39,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
-from recdrill.monitor.choose import compare, method_class
-from recdrill.monitor.retail_replay import (
+from recdrill.monitor.drift.defaults import compare, method_class
+from recdrill.monitor.replay.retail import (
     CURRENT,
     DATASET_DRIFT_SHARE,
     FEATURES,

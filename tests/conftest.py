@@ -10,7 +10,8 @@ import pytest
 
 from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions
 
-SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
 @pytest.fixture(autouse=True, scope="session")

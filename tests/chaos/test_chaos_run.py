@@ -12,8 +12,9 @@ import pytest
 
 from recdrill.serving.process import ServerProcess
 from tests.chaos.conftest import KEY, server_faults
+from tests.conftest import REPO_ROOT
 
-EXPERIMENT = Path(__file__).resolve().parents[2] / "examples" / "chaos" / "slow-ranker.json"
+EXPERIMENT = REPO_ROOT / "examples" / "chaos" / "slow-ranker.json"
 CHAOS = Path(sys.executable).parent / "chaos"
 
 

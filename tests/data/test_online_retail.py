@@ -10,8 +10,9 @@ import pytest
 from recdrill.data.dataset import EventType
 from recdrill.data.online_retail import DROP_REASONS, load_online_retail
 from recdrill.errors import DataFileNotFoundError, DataFormatError, DataSchemaError
+from tests.conftest import SHARED_DATASETS
 
-SHARED = Path(__file__).parents[2].parent / "shared" / "datasets"
+SHARED = SHARED_DATASETS
 REAL = SHARED / "online_retail" / "online_retail.parquet"
 NAN = float("nan")
 

@@ -8,8 +8,9 @@ import pytest
 from recdrill.data.dataset import EventType
 from recdrill.data.sequences import load_sequences
 from recdrill.errors import DataFileNotFoundError, DataFormatError
+from tests.conftest import SHARED_DATASETS
 
-SHARED = Path(__file__).parents[2].parent / "shared" / "datasets"
+SHARED = SHARED_DATASETS
 
 
 def write(tmp_path: Path, text: str, name: str = "Shop.txt") -> Path:

@@ -20,8 +20,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from recdrill.serving.metrics import ServingMetrics
+from tests.conftest import REPO_ROOT
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+RULES_DIR = REPO_ROOT / "deploy" / "prometheus"
 RULES = RULES_DIR / "alerts.yml"
 RULE_TESTS = RULES_DIR / "alerts_test.yml"
 

@@ -16,16 +16,16 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, entropy, ks_2samp, wasserstein_distance
 
 from recdrill.errors import ConfigError, DataError
-from recdrill.monitor.binning import EPSILON, Binning, smoothed_shares
-from recdrill.monitor.chi2 import Chi2Detector
-from recdrill.monitor.choose import METHODS, default_detector
-from recdrill.monitor.detector import Detector
-from recdrill.monitor.js import JSDetector
-from recdrill.monitor.kl import KLDetector
-from recdrill.monitor.ks import KSDetector
-from recdrill.monitor.mmd import MMDDetector
-from recdrill.monitor.psi import PSIDetector
-from recdrill.monitor.wasserstein import WassersteinDetector
+from recdrill.monitor.drift.bins import EPSILON, Binning, smoothed_shares
+from recdrill.monitor.drift.chi2 import Chi2Detector
+from recdrill.monitor.drift.defaults import METHODS, default_detector
+from recdrill.monitor.drift.detector import Detector
+from recdrill.monitor.drift.js import JSDetector
+from recdrill.monitor.drift.kl import KLDetector
+from recdrill.monitor.drift.ks import KSDetector
+from recdrill.monitor.drift.mmd import MMDDetector
+from recdrill.monitor.drift.psi import PSIDetector
+from recdrill.monitor.drift.wasserstein import WassersteinDetector
 
 CATS = np.array(["books", "garden", "toys", "food", "tools"])
 BASE_MIX = [0.3, 0.3, 0.2, 0.1, 0.1]

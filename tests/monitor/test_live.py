@@ -15,7 +15,7 @@ from recdrill.cli import main
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.shopsim.config import DriftConfig
 from recdrill.data.snapshot import ShopSnapshot
-from recdrill.monitor.shop_replay import replay_shop
+from recdrill.monitor.replay.shop import replay_shop
 from recdrill.serving.feedback_export import export_feedback
 from recdrill.serving.process import ServerProcess
 

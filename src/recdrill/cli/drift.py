@@ -48,7 +48,7 @@ def check_command(
     columns: str | None,
 ) -> None:
     """Test every column of CURRENT for drift from REFERENCE and print a table."""
-    from recdrill.monitor.batch_check import check_frames, read_table, same_columns
+    from recdrill.monitor.drift.batch import check_frames, read_table, same_columns
 
     ref, cur = read_table(reference), read_table(current)
     same_columns(ref, cur, current)
@@ -59,7 +59,7 @@ def check_command(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(check.to_dict(), indent=2) + "\n")
     if html_out is not None:
-        from recdrill.monitor.drift_html import write_html
+        from recdrill.monitor.drift.html import write_html
 
         write_html(html_out, check, ref, cur)
         click.echo(f"wrote {html_out}", err=True)

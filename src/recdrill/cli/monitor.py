@@ -103,8 +103,8 @@ def respond_command(
     """Fine-tune the current model on recent events, compare on a held-out recent slice, and act."""
     from recdrill.data.tabular import ColumnMapping, load_interactions
     from recdrill.models.factory import load_model
-    from recdrill.monitor.response import AutoResponder, ResponsePolicy
-    from recdrill.monitor.response_apply import apply
+    from recdrill.monitor.response.apply import apply
+    from recdrill.monitor.response.responder import AutoResponder, ResponsePolicy
     from recdrill.serving.config import ENV_ADMIN_KEY
 
     if (model_dir is None) == (registry_version is None):

@@ -17,7 +17,7 @@ from recdrill.serving.process import ServerTls, run_server
 from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
 
 # Named, not imported: the workers import them (the CLI wires areas, it does not load them).
-MONITORS = ("recdrill.monitor.live:live_monitor", "recdrill.monitor.anomaly_watch:anomaly_watch")
+MONITORS = ("recdrill.monitor.live:live_monitor", "recdrill.monitor.anomaly.watch:anomaly_watch")
 
 
 @cli.command("serve")

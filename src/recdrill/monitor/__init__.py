@@ -1,4 +1,6 @@
-"""Drift and anomaly monitoring: streaming drift detectors, the default test per feature, batch checks.
+"""Monitoring: streaming drift detectors (``drift/``), anomaly rules over the feedback log
+(``anomaly/``), the automatic response to drift (``response/``), offline replays (``replay/``) and the
+live monitor inside a server (``live``).
 
 The names below are imported on first use (PEP 562): scipy loads only when a detector is needed.
 """
@@ -7,33 +9,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recdrill.lazy_exports import lazy_getattr
+from recdrill._lazy import lazy_getattr
 
 _EXPORTS = {
     "AnomalyMonitor": "anomaly",
     "EventBatch": "anomaly",
-    "ItemClickSpikeDetector": "anomaly",
-    "UserBurstDetector": "anomaly",
+    "ItemClickSpikeRule": "anomaly",
+    "UserBurstRule": "anomaly",
     "LiveMonitor": "live",
+    "LiveMonitorConfig": "live",
     "AutoResponder": "response",
     "ResponseDecision": "response",
-    "ResponsePolicy": "response_policy",
-    "LiveMonitorConfig": "live",
-    "DriftCheck": "batch_check",
-    "check_files": "batch_check",
-    "Chi2Detector": "chi2",
-    "METHODS": "choose",
-    "compare": "choose",
-    "default_detector": "choose",
-    "default_method": "choose",
-    "Detector": "detector",
-    "DriftResult": "detector",
-    "JSDetector": "js",
-    "KLDetector": "kl",
-    "KSDetector": "ks",
-    "MMDDetector": "mmd",
-    "PSIDetector": "psi",
-    "WassersteinDetector": "wasserstein",
+    "ResponsePolicy": "response",
+    "DriftCheck": "drift",
+    "check_files": "drift",
+    "Chi2Detector": "drift",
+    "METHODS": "drift",
+    "compare": "drift",
+    "default_detector": "drift",
+    "default_method": "drift",
+    "Detector": "drift",
+    "DriftResult": "drift",
+    "JSDetector": "drift",
+    "KLDetector": "drift",
+    "KSDetector": "drift",
+    "MMDDetector": "drift",
+    "PSIDetector": "drift",
+    "WassersteinDetector": "drift",
 }
 
 __all__ = [
@@ -45,7 +47,7 @@ __all__ = [
     "DriftCheck",
     "DriftResult",
     "EventBatch",
-    "ItemClickSpikeDetector",
+    "ItemClickSpikeRule",
     "JSDetector",
     "KLDetector",
     "KSDetector",
@@ -55,7 +57,7 @@ __all__ = [
     "PSIDetector",
     "ResponseDecision",
     "ResponsePolicy",
-    "UserBurstDetector",
+    "UserBurstRule",
     "WassersteinDetector",
     "check_files",
     "compare",
@@ -64,20 +66,26 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from recdrill.monitor.anomaly import AnomalyMonitor, EventBatch, ItemClickSpikeDetector, UserBurstDetector
-    from recdrill.monitor.batch_check import DriftCheck, check_files
-    from recdrill.monitor.chi2 import Chi2Detector
-    from recdrill.monitor.choose import METHODS, compare, default_detector, default_method
-    from recdrill.monitor.detector import Detector, DriftResult
-    from recdrill.monitor.js import JSDetector
-    from recdrill.monitor.kl import KLDetector
-    from recdrill.monitor.ks import KSDetector
+    from recdrill.monitor.anomaly import AnomalyMonitor, EventBatch, ItemClickSpikeRule, UserBurstRule
+    from recdrill.monitor.drift import (
+        METHODS,
+        Chi2Detector,
+        Detector,
+        DriftCheck,
+        DriftResult,
+        JSDetector,
+        KLDetector,
+        KSDetector,
+        MMDDetector,
+        PSIDetector,
+        WassersteinDetector,
+        check_files,
+        compare,
+        default_detector,
+        default_method,
+    )
     from recdrill.monitor.live import LiveMonitor, LiveMonitorConfig
-    from recdrill.monitor.mmd import MMDDetector
-    from recdrill.monitor.psi import PSIDetector
-    from recdrill.monitor.response import AutoResponder, ResponseDecision
-    from recdrill.monitor.response_policy import ResponsePolicy
-    from recdrill.monitor.wasserstein import WassersteinDetector
+    from recdrill.monitor.response import AutoResponder, ResponseDecision, ResponsePolicy
 
 
 __getattr__ = lazy_getattr("recdrill.monitor", _EXPORTS, globals())

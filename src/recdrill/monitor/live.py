@@ -48,9 +48,9 @@ from recdrill.data.ragged import Ragged
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.errors import ConfigError
 from recdrill.models.base import BaseRecommender, Recommendations
-from recdrill.monitor.binning import ColumnKind
-from recdrill.monitor.choose import default_detector
-from recdrill.monitor.detector import Detector
+from recdrill.monitor.drift.bins import ColumnKind
+from recdrill.monitor.drift.defaults import default_detector
+from recdrill.monitor.drift.detector import Detector
 from recdrill.monitor.features import (
     CATEGORICAL_FEATURES,
     PRICE_FLOOR,

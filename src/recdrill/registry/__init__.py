@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recdrill.lazy_exports import lazy_getattr
+from recdrill._lazy import lazy_getattr
 
 _EXPORTS = {
     "VersionRow": "catalog",

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recdrill._sqlite import switch_to_wal
 from recdrill.errors import VersionNotFoundError
 from recdrill.registry.manifest import ManifestRecord
 from recdrill.registry.stages import Stage
-from recdrill.sqlite_wal import switch_to_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recdrill.sqlite_wal import switch_to_wal
+from recdrill._sqlite import switch_to_wal
 
 log = logging.getLogger(__name__)
 

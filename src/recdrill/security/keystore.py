@@ -43,9 +43,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from recdrill._sqlite import switch_to_wal
 from recdrill.errors import ConfigError, RecdrillError
 from recdrill.security.roles import Role
-from recdrill.sqlite_wal import switch_to_wal
 
 ENV_HOME = "RECDRILL_HOME"
 ENV_KEY_STORE = "RECDRILL_KEY_STORE"

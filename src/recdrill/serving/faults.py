@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from recdrill.sqlite_wal import switch_to_wal
+from recdrill._sqlite import switch_to_wal
 
 FaultPointName = Literal["ranker", "fallback", "cache", "feedback"]
 FaultKind = Literal["latency", "error", "nan", "empty", "stale", "full"]

@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from recdrill._sqlite import switch_to_wal
 from recdrill.data.pseudonymise import Pseudonymiser, default_pseudonymiser
 from recdrill.errors import ConfigError, RecdrillError
 from recdrill.serving.faults import FeedbackFaults, InjectedFaultError
 from recdrill.serving.feedback_crypto import SEALED_COLUMNS, UserIdSealer, load_user_id_sealer, seal
 from recdrill.serving.feedback_quarantine import QUARANTINE_SCHEMA, quarantine_matching, quarantine_rows
-from recdrill.sqlite_wal import switch_to_wal
 
 FEEDBACK_DB = "feedback.db"  # the log's file name in a server's state folder
 MAX_BATCH = 512

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from recdrill.errors import ConfigError, DataError
-from recdrill.monitor.detector import Detector, finite_numbers
-from recdrill.monitor.window import RingBuffer
+from recdrill.monitor.drift.detector import Detector, finite_numbers
+from recdrill.monitor.drift.window import RingBuffer
 
 
 def rbf_kernel(x: np.ndarray, y: np.ndarray, bandwidth: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Kullback-Leibler divergence of the reference from the current bins (Evidently's ``kl_div``).
 
 ``KL = sum(p * ln(p / q))`` in nats, ``p`` the reference shares and ``q`` the current ones after
-:func:`~recdrill.monitor.binning.smoothed_shares`; it equals ``scipy.stats.entropy(p, q)``. KL is
+:func:`~recdrill.monitor.drift.bins.smoothed_shares`; it equals ``scipy.stats.entropy(p, q)``. KL is
 asymmetric and unbounded; drift when ``KL >= threshold`` (default 0.1, Evidently's). For a small
 shift KL is about half the PSI, so it needs a larger shift than PSI to cross the same threshold.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.monitor.binned import BinnedDetector
-from recdrill.monitor.binning import smoothed_shares
+from recdrill.monitor.drift.bins import smoothed_shares
+from recdrill.monitor.drift.histogram import BinnedDetector
 
 
 class KLDetector(BinnedDetector):

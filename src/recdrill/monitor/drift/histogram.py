@@ -13,13 +13,13 @@ from abc import abstractmethod
 import numpy as np
 from numpy.typing import ArrayLike
 
-from recdrill.monitor.binning import DEFAULT_BINS, Binning, ColumnKind
-from recdrill.monitor.detector import Detector
-from recdrill.monitor.window import RingBuffer
+from recdrill.monitor.drift.bins import DEFAULT_BINS, Binning, ColumnKind
+from recdrill.monitor.drift.detector import Detector
+from recdrill.monitor.drift.window import RingBuffer
 
 
 class BinnedDetector(Detector):
-    """A detector scored from reference and current bin counts (see :mod:`recdrill.monitor.binning`).
+    """A detector scored from reference and current bin counts (see :mod:`recdrill.monitor.drift.bins`).
 
     Extra parameters:
         kind: ``numeric`` (quantile bins) or ``categorical`` (one bin per category); None infers it

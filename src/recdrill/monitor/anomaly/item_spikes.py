@@ -1,6 +1,6 @@
 """Sudden click spikes on one item from few users (poisoned feedback).
 
-Rule (``recdrill.monitor.anomaly`` explains the defaults): at each evaluation time ``now``, an item
+Rule (``recdrill.monitor.anomaly.monitor`` explains the defaults): at each evaluation time ``now``, an item
 with ``c`` clicks in ``(now - window_s, now]`` from ``d`` distinct users is flagged when all hold:
 
 * ``c >= min_clicks``;
@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recdrill.errors import ConfigError
-from recdrill.monitor.anomaly_spans import BoolArray, EventBatch, Flag, FlagBook, FloatArray, ObjectArray
+from recdrill.monitor.anomaly.flags import BoolArray, EventBatch, Flag, FlagBook, FloatArray, ObjectArray
 
 WINDOW_S = 60.0
 REFERENCE_S = 3600.0
@@ -46,12 +46,12 @@ IntArray = NDArray[np.intp] | NDArray[np.int64]
 RENORMALISE_AFTER = 50.0  # time constants: exp(50) is far from float64's overflow at exp(709)
 
 
-class ItemClickSpikeDetector:
+class ItemClickSpikeRule:
     """Flags items whose clicks jump far above their usual rate while coming from few users.
 
     Example:
         >>> rng = np.random.default_rng(0)
-        >>> detector = ItemClickSpikeDetector()
+        >>> detector = ItemClickSpikeRule()
         >>> ts = np.sort(rng.uniform(0, 600, 3000))  # 600 s of clicks by 300 users on 100 items
         >>> users, items = rng.integers(0, 300, 3000).astype(str), rng.integers(0, 100, 3000).astype(str)
         >>> _ = detector.update(EventBatch.create(users, items, ["click"] * 3000, ts))
@@ -76,12 +76,12 @@ class ItemClickSpikeDetector:
     ) -> None:
         if min(window_s, reference_s, step_s, min_expected) <= 0 or not 0 < p_value < 1:
             raise ConfigError(
-                "ItemClickSpikeDetector needs positive window_s, reference_s, step_s, min_expected "
+                "ItemClickSpikeRule needs positive window_s, reference_s, step_s, min_expected "
                 f"and 0 < p_value < 1, got {window_s}, {reference_s}, {step_s}, {min_expected}, {p_value}"
             )
         if min_clicks < 1 or not 0 < max_distinct_share <= 1 or min_reference_s < 0 or not events:
             raise ConfigError(
-                "ItemClickSpikeDetector needs min_clicks >= 1, 0 < max_distinct_share <= 1, "
+                "ItemClickSpikeRule needs min_clicks >= 1, 0 < max_distinct_share <= 1, "
                 f"min_reference_s >= 0 and some events, got {min_clicks}, {max_distinct_share}, "
                 f"{min_reference_s}, {events}"
             )
@@ -98,7 +98,7 @@ class ItemClickSpikeDetector:
         self._names = np.empty(0, dtype=object)
         self._reference = np.zeros(0, dtype=np.float64)
         self._items = np.empty(0, dtype=np.int64)  # the window's clicks: item codes, users, times
-        self._users = np.empty(0, dtype=np.int64)  # as hashes (see UserBurstDetector)
+        self._users = np.empty(0, dtype=np.int64)  # as hashes (see UserBurstRule)
         self._ts = np.empty(0, dtype=np.float64)
         self._flagged = np.empty(0, dtype=bool)
 

@@ -10,8 +10,8 @@ and drift needs: the invoice, the quantity, the country and the time of day.
 Features come at two levels, so each is compared with the unit it describes (see ``FEATURES``):
 per invoice line (price, quantity, the bought item's popularity in the reference, whether the item is
 new) and per invoice (basket size and value, country, hour, weekday, whether the customer is new).
-Every feature of every period gets the default test of :func:`recdrill.monitor.choose.default_method`
-(Evidently's rule) against the whole reference, via :func:`recdrill.monitor.choose.compare`.
+Every feature of every period gets the default test of :func:`recdrill.monitor.drift.defaults.default_method`
+(Evidently's rule) against the whole reference, via :func:`recdrill.monitor.drift.defaults.compare`.
 A period shows *dataset drift* when at least half of its features drift (Evidently's default share).
 
 "New" means absent from the reference period, so the reference has no new items or customers by
@@ -36,8 +36,8 @@ import pandas as pd
 from recdrill.data.online_retail import DROP_REASONS, NON_PRODUCT_CODES
 from recdrill.data.tabular import id_strings, parse_timestamps, read_column_names, read_parquet, require_file
 from recdrill.errors import ConfigError, DataFormatError, DataSchemaError
-from recdrill.monitor.choose import compare
-from recdrill.monitor.detector import DriftResult
+from recdrill.monitor.drift.defaults import compare
+from recdrill.monitor.drift.detector import DriftResult
 
 RAW_COLUMNS = ("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 LINE_COLUMNS = ("invoice", "item", "customer", "quantity", "price", "time", "country")

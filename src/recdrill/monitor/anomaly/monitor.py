@@ -4,7 +4,7 @@ Two streaming rules, River-style (``update(batch)`` returns which of the batch's
 then read ``flagged_users`` / ``flagged_items``, ``flags`` and ``episodes``), vectorised over a batch
 of events (:class:`EventBatch`: arrays of users, items, event kinds and event times):
 
-``user_burst`` (:class:`UserBurstDetector`): one user sending events faster than a person can.
+``user_burst`` (:class:`UserBurstRule`): one user sending events faster than a person can.
     An event offends when its user sent more than ``max_events`` = 30 events in the trailing
     ``window_s`` = 10 s (a person browsing clicks at most about once a second, so 3/s sustained for
     10 s is a script), or more than ``max_share`` = 25 % of all events in that window once it holds
@@ -13,7 +13,7 @@ of events (:class:`EventBatch`: arrays of users, items, event kinds and event ti
     busiest one). The user is flagged from 10 s before their first offending event (the burst's
     start) to 10 s after their last (cool-down).
 
-``item_click_spike`` (:class:`ItemClickSpikeDetector`): poisoned feedback, many clicks on one item
+``item_click_spike`` (:class:`ItemClickSpikeRule`): poisoned feedback, many clicks on one item
     from few accounts. An item is flagged when its clicks in the last ``window_s`` = 60 s number at
     least ``min_clicks`` = 20, are improbable under its usual rate (Poisson upper tail
     ``p < p_value`` = 1e-6, the rate an exponentially weighted click rate with a 1 h time constant,
@@ -51,9 +51,9 @@ import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter
 
-from recdrill.monitor.anomaly_items import ItemClickSpikeDetector
-from recdrill.monitor.anomaly_spans import EventBatch, Flag, FlagBook
-from recdrill.monitor.anomaly_users import UserBurstDetector
+from recdrill.monitor.anomaly.flags import EventBatch, Flag, FlagBook
+from recdrill.monitor.anomaly.item_spikes import ItemClickSpikeRule
+from recdrill.monitor.anomaly.user_bursts import UserBurstRule
 from recdrill.serving.feedback import READ_LIMIT, FeedbackLog, FeedbackLogError
 
 __all__ = [
@@ -61,14 +61,14 @@ __all__ = [
     "EventBatch",
     "Flag",
     "FlagBook",
-    "ItemClickSpikeDetector",
+    "ItemClickSpikeRule",
     "PollResult",
-    "UserBurstDetector",
+    "UserBurstRule",
 ]
 
 log = logging.getLogger(__name__)
 
-KINDS = (UserBurstDetector.kind, ItemClickSpikeDetector.kind)
+KINDS = (UserBurstRule.kind, ItemClickSpikeRule.kind)
 INTERVAL_S = 1.0
 # Judged batches remembered (event time) to bound quarantine scans: far beyond any flag's reach back.
 HISTORY_S = 600.0
@@ -112,14 +112,14 @@ class AnomalyMonitor:
         feedback: FeedbackLog,
         registry: CollectorRegistry | None = None,
         *,
-        users: UserBurstDetector | None = None,
-        items: ItemClickSpikeDetector | None = None,
+        users: UserBurstRule | None = None,
+        items: ItemClickSpikeRule | None = None,
         after_id: int | None = None,
         read_limit: int = READ_LIMIT,
     ) -> None:
         self.feedback = feedback
-        self.users = users or UserBurstDetector()
-        self.items = items or ItemClickSpikeDetector()
+        self.users = users or UserBurstRule()
+        self.items = items or ItemClickSpikeRule()
         self.after_id = feedback.last_id() if after_id is None else after_id
         self.read_limit = read_limit
         self._batches: deque[tuple[int, float]] = deque()  # (first row id, latest event time)

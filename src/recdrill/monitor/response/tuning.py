@@ -10,8 +10,8 @@ import numpy as np
 from recdrill.data.dataset import Dataset
 from recdrill.eval.evaluate import evaluate
 from recdrill.models.base import BaseRecommender
-from recdrill.monitor.response_data import RecentWindow, recent_weighted
-from recdrill.monitor.response_policy import ResponsePolicy
+from recdrill.monitor.response.data import RecentWindow, recent_weighted
+from recdrill.monitor.response.policy import ResponsePolicy
 
 METRICS = ("NDCG@10", "HR@10")
 

@@ -1,6 +1,6 @@
 """``recdrill drift check``: every shared column of two tables tested for drift, Evidently style.
 
-Each column is tested with the default rule of :mod:`recdrill.monitor.choose` (KS or normed
+Each column is tested with the default rule of :mod:`recdrill.monitor.drift.defaults` (KS or normed
 Wasserstein for numbers, chi-square or Jensen-Shannon for categories, by reference size), or with
 the method named by ``method`` where that method fits the column's kind: KS and Wasserstein fit
 numeric columns, chi-square categorical ones, PSI, KL and JS both. A column the forced method does
@@ -29,9 +29,9 @@ import pandas as pd
 
 from recdrill.data.tabular import read_column_names, read_parquet, require_file
 from recdrill.errors import ConfigError, DataError, DataFormatError, DataSchemaError
-from recdrill.monitor.binning import ColumnKind
-from recdrill.monitor.choose import compare, method_class
-from recdrill.monitor.detector import DriftResult
+from recdrill.monitor.drift.bins import ColumnKind
+from recdrill.monitor.drift.defaults import compare, method_class
+from recdrill.monitor.drift.detector import DriftResult
 
 __all__ = [
     "ColumnDrift",

@@ -21,10 +21,10 @@ from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import load_model
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.models.sasrec import SASRecRecommender
-from recdrill.monitor.response import DECISION_FILE, AutoResponder, ResponseDecision, ResponsePolicy
-from recdrill.monitor.response_apply import RESPONSES_FILE, apply, read_decisions
-from recdrill.monitor.response_data import split_recent
-from recdrill.monitor.response_tuning import active_sequences
+from recdrill.monitor.response.apply import RESPONSES_FILE, apply, read_decisions
+from recdrill.monitor.response.data import split_recent
+from recdrill.monitor.response.responder import DECISION_FILE, AutoResponder, ResponseDecision, ResponsePolicy
+from recdrill.monitor.response.tuning import active_sequences
 from recdrill.registry.keys import HOME_ENV, init_keys
 from recdrill.registry.registry import Registry
 from recdrill.registry.stages import Stage

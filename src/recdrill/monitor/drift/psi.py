@@ -1,7 +1,7 @@
 """Population Stability Index: the credit-scoring classic, binned with documented smoothing.
 
 ``PSI = sum((q - p) * ln(q / p))`` over the bins, ``p`` the reference shares and ``q`` the current
-ones after :func:`~recdrill.monitor.binning.smoothed_shares` (1e-4 for an empty bin, renormalised).
+ones after :func:`~recdrill.monitor.drift.bins.smoothed_shares` (1e-4 for an empty bin, renormalised).
 Drift when ``PSI >= threshold``; the default 0.1 is Evidently's (the usual reading: below 0.1 no
 significant change, 0.1-0.25 moderate, above 0.25 major).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.monitor.binned import BinnedDetector
-from recdrill.monitor.binning import smoothed_shares
+from recdrill.monitor.drift.bins import smoothed_shares
+from recdrill.monitor.drift.histogram import BinnedDetector
 
 
 class PSIDetector(BinnedDetector):

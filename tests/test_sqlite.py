@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recdrill.sqlite_wal import switch_to_wal
+from recdrill._sqlite import switch_to_wal
 
 
 def _hold_exclusive(path: Path, seconds: float) -> tuple[threading.Thread, threading.Event]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.monitor.detector import Detector, finite_numbers
-from recdrill.monitor.window import SortedWindow
+from recdrill.monitor.drift.detector import Detector, finite_numbers
+from recdrill.monitor.drift.window import SortedWindow
 
 
 class KSDetector(Detector):

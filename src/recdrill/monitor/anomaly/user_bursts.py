@@ -1,6 +1,6 @@
 """Bot-like bursts from one user: too many events in a sliding window, or too large a share of them.
 
-Rules (``recdrill.monitor.anomaly`` explains the defaults): an event of user ``u`` at time ``t``
+Rules (``recdrill.monitor.anomaly.monitor`` explains the defaults): an event of user ``u`` at time ``t``
 offends when, counting the events in ``(t - window_s, t]``,
 
 * ``u`` sent more than ``max_events`` of them, or
@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recdrill.errors import ConfigError
-from recdrill.monitor.anomaly_spans import BoolArray, EventBatch, Flag, FlagBook, FloatArray, ObjectArray
+from recdrill.monitor.anomaly.flags import BoolArray, EventBatch, Flag, FlagBook, FloatArray, ObjectArray
 
 WINDOW_S = 10.0
 MAX_EVENTS = 30
@@ -28,11 +28,11 @@ MAX_SHARE = 0.25
 MIN_WINDOW_EVENTS = 100
 
 
-class UserBurstDetector:
+class UserBurstRule:
     """Flags users who send events faster than a person could, or who dominate the traffic.
 
     Example:
-        >>> detector = UserBurstDetector()
+        >>> detector = UserBurstRule()
         >>> ts = np.arange(60) * 0.1  # one user, 10 events per second for 6 s
         >>> mask = detector.update(EventBatch.create(["bot"] * 60, ["i"] * 60, ["click"] * 60, ts))
         >>> int(np.argmax(mask)), int(mask.sum()), sorted(detector.flagged_users), detector.episodes
@@ -53,7 +53,7 @@ class UserBurstDetector:
     ) -> None:
         if window_s <= 0 or max_events < 1 or not 0 < max_share <= 1 or min_window_events < 1:
             raise ConfigError(
-                "UserBurstDetector needs window_s > 0, max_events >= 1, 0 < max_share <= 1 and "
+                "UserBurstRule needs window_s > 0, max_events >= 1, 0 < max_share <= 1 and "
                 f"min_window_events >= 1, got {window_s}, {max_events}, {max_share}, {min_window_events}"
             )
         self.window_s = window_s

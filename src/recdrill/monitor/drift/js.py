@@ -4,7 +4,7 @@ Following Evidently's ``jensenshannon`` test, the score is the Jensen-Shannon **
 square root of the JS divergence) with the natural logarithm, as
 ``scipy.spatial.distance.jensenshannon(p, q)`` computes it with its default base; it is symmetric
 and lies in [0, sqrt(ln 2)] ~ [0, 0.83]. ``p`` and ``q`` are the reference and current bin shares
-after :func:`~recdrill.monitor.binning.smoothed_shares`. Drift when ``score >= threshold`` (default
+after :func:`~recdrill.monitor.drift.bins.smoothed_shares`. Drift when ``score >= threshold`` (default
 0.1, Evidently's).
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.monitor.binned import BinnedDetector
-from recdrill.monitor.binning import smoothed_shares
+from recdrill.monitor.drift.bins import smoothed_shares
+from recdrill.monitor.drift.histogram import BinnedDetector
 
 
 class JSDetector(BinnedDetector):

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 
 from recdrill.data.pseudonymise import Pseudonymiser
 from recdrill.errors import ConfigError
-from recdrill.monitor.anomaly import AnomalyMonitor, EventBatch, ItemClickSpikeDetector, UserBurstDetector
+from recdrill.monitor.anomaly.monitor import AnomalyMonitor, EventBatch, ItemClickSpikeRule, UserBurstRule
 from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
 from recdrill.serving.feedback_export import export_feedback
 from recdrill.serving.metrics import ServingMetrics
@@ -59,7 +59,7 @@ def seconds_of(batch: EventBatch, step: float = 1.0) -> Iterator[tuple[np.ndarra
         )
 
 
-def run(detector: UserBurstDetector | ItemClickSpikeDetector, stream: EventBatch) -> tuple[np.ndarray, list]:
+def run(detector: UserBurstRule | ItemClickSpikeRule, stream: EventBatch) -> tuple[np.ndarray, list]:
     """Feed ``stream`` second by second; returns the union of the masks and every flag reported."""
     flagged = np.zeros(stream.size, dtype=bool)
     flags = []
@@ -87,7 +87,7 @@ def bot(seconds: float = 20.0, rate: float = 5.0, start: float = 60.0, user: str
 
 def test_a_bot_burst_is_flagged_and_only_its_events() -> None:
     stream = merge(stationary(1, 120.0), bot())
-    detector = UserBurstDetector()
+    detector = UserBurstRule()
     flagged, flags = run(detector, stream)
     is_bot = stream.users == "bot"
     # Masks at update time start with the 31st click in 10 s (6 s after the bot began, 5 clicks/s) ...
@@ -102,9 +102,9 @@ def test_a_bot_burst_is_flagged_and_only_its_events() -> None:
 
 def test_the_burst_verdict_does_not_depend_on_batching() -> None:
     stream = merge(stationary(2, 90.0), bot(start=30.0))
-    whole = UserBurstDetector()
+    whole = UserBurstRule()
     mask_whole = whole.update(stream)
-    _, flags = run(UserBurstDetector(), stream)
+    _, flags = run(UserBurstRule(), stream)
     assert [(f.since, f.until) for f in whole.flags] == [(flags[0].since, flags[-1].until)]
     assert np.array_equal(mask_whole, stream.users == "bot")
 
@@ -114,10 +114,10 @@ def test_a_user_with_a_large_share_of_quiet_traffic_is_flagged() -> None:
     quiet = stationary(3, 60.0)
     quiet = EventBatch.create(quiet.users[::10], quiet.items[::10], quiet.events[::10], quiet.ts[::10])
     stream = merge(quiet, bot(seconds=10.0, rate=2.5, start=40.0, user="scraper"))
-    detector = UserBurstDetector(min_window_events=20)
+    detector = UserBurstRule(min_window_events=20)
     flagged, flags = run(detector, stream)
     assert np.array_equal(flagged | covered(stream, flags, stream.users), stream.users == "scraper")
-    assert not run(UserBurstDetector(), stream)[0].any()  # the default floor: 100 events in the window
+    assert not run(UserBurstRule(), stream)[0].any()  # the default floor: 100 events in the window
 
 
 # --- item click spikes ---------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def trending(seed: int, start: float = 600.0) -> EventBatch:
 
 def test_a_poisoned_item_is_flagged_and_a_trending_one_is_not() -> None:
     stream = merge(stationary(4, 780.0), poisoned(), trending(4))
-    detector = ItemClickSpikeDetector()
+    detector = ItemClickSpikeRule()
     flagged, flags = run(detector, stream)
     is_poison = stream.items == "poison"
     assert {f.key for f in flags} == {"poison"} and detector.episodes == 1
@@ -158,8 +158,8 @@ def test_a_poisoned_item_is_flagged_and_a_trending_one_is_not() -> None:
 def test_no_item_is_flagged_in_the_first_minutes() -> None:
     # Before any rate is known, the rule would judge every item against min_expected alone.
     stream = merge(stationary(5, 300.0), poisoned(start=150.0))
-    assert not run(ItemClickSpikeDetector(), stream)[0].any()  # min_reference_s = 300 s
-    flagged, flags = run(ItemClickSpikeDetector(min_reference_s=0), stream)
+    assert not run(ItemClickSpikeRule(), stream)[0].any()  # min_reference_s = 300 s
+    flagged, flags = run(ItemClickSpikeRule(min_reference_s=0), stream)
     assert {f.key for f in flags} == {"poison"} and flagged.sum() > 0  # the same attack, no warm-up
 
 
@@ -170,7 +170,7 @@ def test_stationary_traffic_raises_no_flags_over_many_seeds() -> None:
     wider: no user comes near 30 events in 10 s, and no popular item has few distinct users)."""
     for seed in range(12):
         stream = stationary(100 + seed, 900.0)
-        users, items = UserBurstDetector(), ItemClickSpikeDetector()
+        users, items = UserBurstRule(), ItemClickSpikeRule()
         for _, batch in seconds_of(stream, step=5.0):
             assert not users.update(batch).any() and not items.update(batch).any(), seed
         assert users.episodes == items.episodes == 0
@@ -179,10 +179,10 @@ def test_stationary_traffic_raises_no_flags_over_many_seeds() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: UserBurstDetector(window_s=0), "window_s > 0"),
-        (lambda: UserBurstDetector(max_share=1.5), "0 < max_share <= 1"),
-        (lambda: ItemClickSpikeDetector(p_value=0), "0 < p_value < 1"),
-        (lambda: ItemClickSpikeDetector(events=()), "some events"),
+        (lambda: UserBurstRule(window_s=0), "window_s > 0"),
+        (lambda: UserBurstRule(max_share=1.5), "0 < max_share <= 1"),
+        (lambda: ItemClickSpikeRule(p_value=0), "0 < p_value < 1"),
+        (lambda: ItemClickSpikeRule(events=()), "some events"),
         (lambda: EventBatch.create(["u"], ["i", "j"], ["click"], [1.0]), "arrays of one length"),
         (lambda: EventBatch.create(["u"], ["i"], ["click"], [np.nan]), "finite timestamps"),
     ],
@@ -243,7 +243,7 @@ def test_the_monitor_quarantines_and_counts_flagged_events(feedback: FeedbackLog
     post(feedback, shop_traffic(0, 0.0, 20.0))  # before the monitor started: not judged
     metrics = ServingMetrics()
     # No warm-up for the item rule: the test's log is too short to learn rates (min_expected applies).
-    monitor = AnomalyMonitor(feedback, metrics.registry, items=ItemClickSpikeDetector(min_reference_s=0))
+    monitor = AnomalyMonitor(feedback, metrics.registry, items=ItemClickSpikeRule(min_reference_s=0))
     assert monitor.after_id == 200
     traffic, attack = shop_traffic(1, 1000.0, 40.0), attacks(1000.0)
     events = sorted(traffic + attack, key=lambda e: e.ts)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.monitor.detector import Detector, finite_numbers
-from recdrill.monitor.window import SortedWindow
+from recdrill.monitor.drift.detector import Detector, finite_numbers
+from recdrill.monitor.drift.window import SortedWindow
 
 MIN_NORM = 0.001  # Evidently's floor on the reference std, so a constant reference does not divide by 0
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recdrill.monitor.batch_check import DriftCheck
+from recdrill.monitor.drift.batch import DriftCheck
 
 TOP_CATEGORIES = 20
 STYLE = (

@@ -22,16 +22,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from recdrill.errors import ConfigError
-from recdrill.monitor.binned import BinnedDetector
-from recdrill.monitor.binning import ColumnKind, infer_kind
-from recdrill.monitor.chi2 import Chi2Detector
-from recdrill.monitor.detector import Detector, DriftResult
-from recdrill.monitor.js import JSDetector
-from recdrill.monitor.kl import KLDetector
-from recdrill.monitor.ks import KSDetector
-from recdrill.monitor.mmd import MMDDetector
-from recdrill.monitor.psi import PSIDetector
-from recdrill.monitor.wasserstein import WassersteinDetector
+from recdrill.monitor.drift.bins import ColumnKind, infer_kind
+from recdrill.monitor.drift.chi2 import Chi2Detector
+from recdrill.monitor.drift.detector import Detector, DriftResult
+from recdrill.monitor.drift.histogram import BinnedDetector
+from recdrill.monitor.drift.js import JSDetector
+from recdrill.monitor.drift.kl import KLDetector
+from recdrill.monitor.drift.ks import KSDetector
+from recdrill.monitor.drift.mmd import MMDDetector
+from recdrill.monitor.drift.psi import PSIDetector
+from recdrill.monitor.drift.wasserstein import WassersteinDetector
 
 METHODS: dict[str, type[Detector]] = {
     "chi2": Chi2Detector,

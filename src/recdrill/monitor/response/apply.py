@@ -21,7 +21,7 @@ import json
 import os
 from pathlib import Path
 
-from recdrill.monitor.response import ResponseDecision
+from recdrill.monitor.response.responder import ResponseDecision
 from recdrill.registry.registry import Registry
 from recdrill.registry.stages import Stage
 from recdrill.serving.admin_client import admin_request

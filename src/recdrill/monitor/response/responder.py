@@ -37,9 +37,9 @@ from recdrill.data.dataset import Dataset
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.errors import ConfigError
 from recdrill.models.base import BaseRecommender
-from recdrill.monitor.response_data import RecentWindow, split_recent
-from recdrill.monitor.response_policy import ResponsePolicy
-from recdrill.monitor.response_tuning import fine_tune, heldout_metrics
+from recdrill.monitor.response.data import RecentWindow, split_recent
+from recdrill.monitor.response.policy import ResponsePolicy
+from recdrill.monitor.response.tuning import fine_tune, heldout_metrics
 
 __all__ = ["AutoResponder", "ResponseDecision", "ResponsePolicy"]
 
@@ -51,7 +51,7 @@ class ResponseDecision:
     """One response, as recorded: what triggered it, on what data, both models' figures, and why.
 
     ``decision`` is ``"promote"`` or ``"keep"``; ``candidate_version`` and ``applied`` are filled
-    in by :func:`recdrill.monitor.response_apply.apply`. Times are epoch seconds of the data's
+    in by :func:`recdrill.monitor.response.apply.apply`. Times are epoch seconds of the data's
     clock; ``decided_at`` is the wall clock (UTC) when the decision was made.
     """
 

@@ -8,7 +8,7 @@ import pytest
 
 from recdrill.data.online_retail import DROP_REASONS, load_online_retail
 from recdrill.errors import ConfigError, DataSchemaError
-from recdrill.monitor.retail_replay import (
+from recdrill.monitor.replay.retail import (
     FEATURES,
     Period,
     clean_lines,
@@ -16,8 +16,9 @@ from recdrill.monitor.retail_replay import (
     replay,
     weeks,
 )
+from tests.conftest import SHARED_DATASETS
 
-SHARED = Path(__file__).parents[2].parent / "shared" / "datasets"
+SHARED = SHARED_DATASETS
 REAL = SHARED / "online_retail" / "online_retail.parquet"
 
 # A small shop: two reference months, then two current months; the shift starts on a Tuesday, the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recdrill.monitor.binned import BinnedDetector
+from recdrill.monitor.drift.histogram import BinnedDetector
 
 
 class Chi2Detector(BinnedDetector):
