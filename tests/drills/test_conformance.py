@@ -22,17 +22,18 @@ from pathlib import Path
 
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import leave_one_out
-from recdrill.drills.catalogue import catalogue, fault_type
-from recdrill.drills.cleanliness import Before, check_clean, leftovers
-from recdrill.drills.proxy import LoopbackProxy
+from recdrill.drills.cleanliness import TargetSnapshot, cleanliness_report, leftovers
+from recdrill.drills.faults.catalogue import catalogue, fault_type
+from recdrill.drills.faults.proxy import LoopbackProxy
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.target import DrillTarget
 from recdrill.registry import Registry, init_keys
-from recdrill.registry.keys import HOME_ENV, KeyFiles
+from recdrill.registry.keys import KeyFiles
 from recdrill.serving.process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
@@ -113,7 +114,7 @@ def test_the_catalogue_has_every_family_of_fault() -> None:
 def test_every_fault_injects_reverts_and_leaves_the_target_clean(name: str, target: DrillTarget) -> None:
     ftype = fault_type(name)
     params = ftype.parse(CHEAP.get(name, {}))
-    before = Before.of(target)
+    before = TargetSnapshot.of(target)
     assert before.model_version is not None and before.workers == 2
     if ftype.preflight is not None:
         ftype.preflight(target, params)
@@ -125,7 +126,7 @@ def test_every_fault_injects_reverts_and_leaves_the_target_clean(name: str, targ
     finally:
         ftype.revert(target, params, handle)
     ftype.revert(target, params, handle)  # a second revert is harmless
-    clean = check_clean(target, before, all_reverted=True)
+    clean = cleanliness_report(target, before, all_reverted=True)
     assert clean["ok"], clean
 
 
@@ -166,7 +167,7 @@ def test_a_drill_interrupted_with_sigint_leaves_the_target_clean(
 ) -> None:
     scenario = tmp_path / "many.yaml"
     scenario.write_text(MANY_AT_ONCE)
-    before = Before.of(target)
+    before = TargetSnapshot.of(target)
     command = [
         *(sys.executable, "-m", "recdrill", "drill", "run", str(scenario), "--target", server.url),
         *("--data", DATA, "--out", str(tmp_path / "out"), "--server-pid", str(server.pid)),
@@ -198,5 +199,5 @@ def test_a_drill_interrupted_with_sigint_leaves_the_target_clean(
     assert all(f["reverted"] for f in report["faults"]), [f for f in report["faults"] if not f["reverted"]]
     assert report["cleanliness"]["ok"], report["cleanliness"]
     # And seen from outside the drill's process, not only by its own report:
-    assert check_clean(DrillTarget(server.url, KEY, workers=server), before, all_reverted=True)["ok"]
+    assert cleanliness_report(DrillTarget(server.url, KEY, workers=server), before, all_reverted=True)["ok"]
     assert _hog_processes() == []

@@ -17,14 +17,14 @@ import pytest
 from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
-from recdrill.drills import process_faults
+from recdrill.drills.faults.process import stopped_workers
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillError, DrillRunner
 from recdrill.drills.scenario import parse_scenario
 from recdrill.drills.target import DrillTarget
+from recdrill.procs import is_stopped
 from recdrill.serving.process import ServerProcess
-from recdrill.serving.workers import process_state
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "drill-test-key"
@@ -230,14 +230,14 @@ def test_interrupted_drill_continues_its_paused_worker(model_dir: Path, tmp_path
             command, env={**os.environ, "RECDRILL_ADMIN_KEY": KEY}, stderr=subprocess.PIPE, text=True
         )
         deadline = time.monotonic() + 60
-        while process_faults.stopped_workers(server) == 0 and time.monotonic() < deadline:
+        while stopped_workers(server) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert process_faults.stopped_workers(server) == 1, "the drill never paused a worker"
-        stopped = [pid for pid in server.worker_pids() if process_state(pid) == "T"]
+        assert stopped_workers(server) == 1, "the drill never paused a worker"
+        stopped = [pid for pid in server.worker_pids() if is_stopped(pid)]
         drill.send_signal(signal.SIGINT)
         _, err = finish(drill)
         assert drill.returncode == 130, err
-        assert process_faults.stopped_workers(server) == 0  # continued at once, not left stopped
+        assert stopped_workers(server) == 0  # continued at once, not left stopped
         assert stopped[0] in server.worker_pids()  # the same process, running again
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (fault,) = report["faults"]

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from recdrill.drills.replayer import RequestRecord, arrival_times, score_answer
+from recdrill.drills.replayer import RequestRecord, arrival_times
 from recdrill.drills.scenario import Hypothesis
-from recdrill.drills.timeline import Records, first_second, per_second, window_stats
+from recdrill.drills.timeline import RequestTable, first_second, per_second, window_stats
 
 
 def _record(
@@ -24,15 +24,8 @@ def test_arrivals_are_seeded_poisson() -> None:
     assert np.all(np.diff(times) > 0) and times.max() < 20
 
 
-def test_answers_are_scored_against_the_true_next_item() -> None:
-    assert score_answer(["a", "b", "c"], "a") == (1.0, 1.0)
-    assert score_answer(["a", "b", "c"], "c") == (1.0, 0.5)
-    assert score_answer(["a", "b"], "z") == (0.0, 0.0)
-    assert score_answer(["a", "b", "c"], "c", k=2) == (0.0, 0.0)
-
-
 def test_window_stats_count_failures_and_fallbacks() -> None:
-    records = Records.from_records(
+    records = RequestTable.from_records(
         [_record(0.1), _record(0.2, "popular", ndcg=0.0), _record(0.3, ok=False, ndcg=0.0), _record(1.5)]
     )
     stats = window_stats(records, 0.0, 1.0, "primary")
@@ -51,7 +44,7 @@ def test_per_second_rows_flag_deviations_and_find_recovery() -> None:
     ]
     hypotheses = [Hypothesis(name="primary", metric="fallback_share", max=0.2)]
     rows = per_second(
-        Records.from_records(records),
+        RequestTable.from_records(records),
         10,
         hypotheses,
         window_s=1.0,
@@ -69,7 +62,7 @@ def test_per_second_rows_flag_deviations_and_find_recovery() -> None:
 def test_first_try_and_after_retry_availability_are_counted_apart() -> None:
     retried_ok = RequestRecord(0.2, 9.0, 200, "primary", 1.0, 0.5, first_status=0)
     retried_failed = RequestRecord(0.3, 9.0, 503, None, 0.0, 0.0, "down", first_status=503)
-    records = Records.from_records([_record(0.1), retried_ok, retried_failed, _record(0.4)])
+    records = RequestTable.from_records([_record(0.1), retried_ok, retried_failed, _record(0.4)])
     stats = window_stats(records, 0.0, 1.0, "primary")
     assert (stats.availability, stats.availability_first_try, stats.retried) == (0.75, 0.5, 2)
     assert retried_ok.ok and not retried_ok.ok_first_try and not _record(0.1).retried

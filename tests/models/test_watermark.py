@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
@@ -27,7 +28,7 @@ from recdrill.models.watermark import (
     load_watermark_secret,
     ownership_test,
 )
-from recdrill.registry.keys import HOME_ENV, KeyFiles
+from recdrill.registry.keys import KeyFiles
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
 TRAIN = {**FAST, "max_epochs": 10, "patience": 10, "validation_share": 0.0, "device": "cpu"}

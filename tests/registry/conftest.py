@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.registry import Registry, init_keys
-from recdrill.registry.keys import DATA_KEY_ENV, HOME_ENV, NEW_DATA_KEY_ENV, SIGNING_KEY_ENV
+from recdrill.registry.keys import DATA_KEY_ENV, NEW_DATA_KEY_ENV, SIGNING_KEY_ENV
 
 
 @pytest.fixture(scope="session")

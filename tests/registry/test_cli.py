@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
-from recdrill.registry.keys import DATA_KEY_ENV, HOME_ENV, SIGNING_KEY_ENV, KeyFiles
+from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, KeyFiles
 
 
 @pytest.fixture

@@ -20,12 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.drills.replayer import Replayer, ReplayPlan, RequestRecord
 from recdrill.registry import Registry, Stage, init_keys
-from recdrill.registry.keys import DATA_KEY_ENV, HOME_ENV, SIGNING_KEY_ENV
+from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV
 from recdrill.serving.process import ServerProcess
 from tests.serving.test_app import metric
 

@@ -6,8 +6,9 @@ import pytest
 
 from recdrill.data.pseudonymise import Pseudonymiser
 from recdrill.errors import ConfigError
+from recdrill.eval.metrics import ndcg_of_item
 from recdrill.serving.canary_judge import ArmStats, CanaryJudge
-from recdrill.serving.canary_stats import ArmTracker, ndcg_at
+from recdrill.serving.canary_stats import ArmTracker
 
 
 def arm(labels: int, hits: int, answers: int = 0, p99_ms: float | None = None) -> ArmStats:
@@ -84,7 +85,7 @@ def test_the_tracker_scores_each_served_list_once_per_label() -> None:
     assert tracker.labelled("U-1", "a", "view") == []  # a view is not a label
     assert tracker.labelled("U-1", "a", "click") == [
         ("primary", 1.0),
-        ("candidate", ndcg_at(["c", "a"], "a")),
+        ("candidate", ndcg_of_item(["c", "a"], "a")),
     ]
     assert tracker.labelled("U-1", "a", "click") == []  # the lists were used up
     assert tracker.unmatched == 1

@@ -2,7 +2,7 @@
 the SQLite fault table) and a real FeedbackLog in tmp_path.
 
 Live-server tests of the same faults, through the drill catalogue, are in
-tests/drills/test_faults_cache.py and tests/drills/test_faults_store.py.
+tests/drills/faults/test_cache.py and tests/drills/faults/test_store.py.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
-from recdrill.registry.keys import DATA_KEY_ENV, HOME_ENV, KeyFiles, init_keys, load_data_keyring
+from recdrill.registry.keys import DATA_KEY_ENV, KeyFiles, init_keys, load_data_keyring
 from recdrill.serving.feedback import FeedbackEvent, FeedbackLog
 from recdrill.serving.feedback_crypto import PSEUDONYMS_ONLY_ENV, UserIdSealer
 from recdrill.serving.process import ServerProcess

@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.registry import Registry, init_keys
-from recdrill.registry.keys import DATA_KEY_ENV, HOME_ENV, SIGNING_KEY_ENV, KeyFiles
+from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, KeyFiles
 from recdrill.serving.process import ServerProcess
 from recdrill.serving.registry_models import materialise_version
 from tests.registry.test_tamper import (

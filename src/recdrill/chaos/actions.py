@@ -24,8 +24,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from recdrill.chaos import ADMIN_KEY_ENV, DEFAULT_BASE_URL, drill_target
-from recdrill.drills.catalogue import FaultParams, FaultType, fault_type
+from recdrill.chaos.target import ADMIN_KEY_ENV, DEFAULT_BASE_URL, drill_target
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, fault_type
 from recdrill.drills.target import DrillTarget
 from recdrill.errors import ConfigError, RecdrillError
 

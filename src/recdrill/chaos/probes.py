@@ -17,16 +17,16 @@ from typing import Any
 import httpx
 import numpy as np
 
-from recdrill.chaos import ADMIN_KEY_ENV, DEFAULT_BASE_URL, admin_key_from_env, drill_target
+from recdrill.chaos.target import ADMIN_KEY_ENV, DEFAULT_BASE_URL, admin_key_from_env, drill_target
+from recdrill.contract import API_KEY_HEADER
 from recdrill.drills.cleanliness import leftovers
-from recdrill.drills.target import API_KEY_HEADER
+from recdrill.drills.retry import is_retriable_error, is_retriable_status
 from recdrill.errors import ConfigError
 from recdrill.security.tls import client_ssl_context
 
 __all__ = ["active_faults", "availability", "fallback_share", "leftover_faults", "p99_ms", "served_version"]
 
 MAX_REQUESTS = 10_000
-RETRY_STATUSES = frozenset({502, 503, 504})  # as the drill's replayer: /v1/recommend is idempotent
 
 
 @dataclass(frozen=True)
@@ -183,10 +183,11 @@ def _one(client: httpx.Client, body: dict[str, Any]) -> _Answer:
     started = time.perf_counter()
     try:
         response = client.post("/v1/recommend", json=body)
-    except httpx.HTTPError:
-        return _Answer(False, (time.perf_counter() - started) * 1000, None, retryable=True)
+    except httpx.HTTPError as exc:
+        latency = (time.perf_counter() - started) * 1000
+        return _Answer(False, latency, None, retryable=is_retriable_error(exc))
     latency = (time.perf_counter() - started) * 1000
     if 200 <= response.status_code < 300:
         return _Answer(True, latency, str(response.json().get("served_by")))
-    # Only transport errors and 502/503/504 are worth a retry; other statuses would answer the same.
-    return _Answer(False, latency, None, retryable=response.status_code in RETRY_STATUSES)
+    # The drill's replayer's rule (recdrill.drills.retry): other statuses would answer the same.
+    return _Answer(False, latency, None, retryable=is_retriable_status(response.status_code))

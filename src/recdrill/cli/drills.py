@@ -14,19 +14,18 @@ from urllib.parse import urlsplit
 
 import click
 
+from recdrill.chaos.journal import to_chaostoolkit_journal
 from recdrill.cli.app import cli
 from recdrill.cli.common import DATA_HELP, load_data
 from recdrill.cli.local_deployment import LocalDeployment
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import leave_one_out
-from recdrill.drills.catalogue import catalogue
-from recdrill.drills.ctk_journal import to_chaostoolkit_journal
-from recdrill.drills.process_faults import LocalServer
+from recdrill.drills.faults.catalogue import catalogue
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillRunner
 from recdrill.drills.scenario import Scenario, builtin_names, builtin_scenario, load_scenario
-from recdrill.drills.target import DrillTarget
+from recdrill.drills.target import DrillTarget, LocalServer
 from recdrill.errors import ConfigError
 from recdrill.security.tls import client_ssl_context
 from recdrill.serving.config import ENV_ADMIN_KEY

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from recdrill._home import recdrill_home
 from recdrill.cli.app import cli
 from recdrill.cli.registry import home_option
 from recdrill.errors import ConfigError
-from recdrill.registry.keys import load_data_keyring, recdrill_home
+from recdrill.registry.keys import load_data_keyring
 from recdrill.serving.feedback_export import count_withheld, export_feedback
 
 DB_NAME = "feedback.db"

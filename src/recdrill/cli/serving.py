@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from recdrill._home import exposed_mode
 from recdrill.cli.app import cli
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
@@ -252,6 +253,6 @@ def _check_tls(cert: Path | None, key: Path | None, backend: str) -> ServerTls |
             "which recdrill does not configure; put a TLS proxy in front of it instead"
         )
     validate_server_files(cert, key)
-    if key.stat().st_mode & 0o077:
+    if exposed_mode(key) is not None:
         click.echo(f"warning: {key} is readable by group or others; chmod 600 it", err=True)
     return ServerTls(cert, key)

@@ -39,25 +39,22 @@ False
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hmac
 import logging
 import os
 import re
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from recdrill._home import PSEUDONYM_KEY_FILE, create_private_once, exposed_mode, key_path, recdrill_home
 from recdrill.errors import ConfigError
 
 ENV_PSEUDONYM_KEY = "RECDRILL_PSEUDONYM_KEY"
-ENV_HOME = "RECDRILL_HOME"
-KEY_FILE = Path("keys") / "pseudonym.key"
 MIN_KEY_CHARS = 32
 TOKEN_HEX = 16
 CACHE_SIZE = 100_000
@@ -147,8 +144,7 @@ def load_pseudonym_key(env: Mapping[str, str] | None = None) -> bytes:
         if len(value) < MIN_KEY_CHARS:
             raise ConfigError(f"{ENV_PSEUDONYM_KEY} must have at least {MIN_KEY_CHARS} characters")
         return value.encode()
-    home = Path(env[ENV_HOME]).expanduser() if env.get(ENV_HOME) else Path.home() / ".recdrill"
-    return read_or_create_key_file(home / KEY_FILE)
+    return read_or_create_key_file(key_path(recdrill_home(env), PSEUDONYM_KEY_FILE))
 
 
 def read_or_create_key_file(path: Path) -> bytes:
@@ -158,17 +154,8 @@ def read_or_create_key_file(path: Path) -> bytes:
     into place, which fails for all but the first, so no one ever reads a half-written key.
     """
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            temporary.unlink()
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        create_private_once(path, (secrets.token_hex(32) + "\n").encode())
+    if exposed_mode(path) is not None:
         raise ConfigError(f"{path}: the pseudonym key is readable by others; run chmod 600 {path}")
     try:
         key = bytes.fromhex(path.read_text().strip())

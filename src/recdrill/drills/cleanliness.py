@@ -16,29 +16,29 @@ from typing import Any
 
 import httpx
 
-from recdrill.drills import process_faults
-from recdrill.drills.catalogue import catalogue
-from recdrill.drills.faults_model import active_server_faults
+from recdrill.drills.faults.catalogue import catalogue
+from recdrill.drills.faults.process import stopped_workers
+from recdrill.drills.faults.server_table import active_server_faults
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
-from recdrill.serving.workers import WorkerRef, process_state
+from recdrill.procs import ProcessRef, is_stopped
 
 WORKERS_BACK_S = 30.0  # a killed worker's replacement has this long to start before the check fails
 
 
 @dataclass(frozen=True)
-class Before:
+class TargetSnapshot:
     """What the drill found on the target, to compare with afterwards."""
 
     model_version: str | None
     workers: int | None
 
     @classmethod
-    def of(cls, target: DrillTarget) -> Before:
+    def of(cls, target: DrillTarget) -> TargetSnapshot:
         workers = None if target.workers is None else len(target.workers.worker_pids())
         return cls(target.model_version(), workers)
 
 
-def run_rollback(target: DrillTarget, action: str, before: Before) -> dict[str, Any]:
+def run_rollback(target: DrillTarget, action: str, before: TargetSnapshot) -> dict[str, Any]:
     """Run one rollback action; returns ``{"action", "status": "succeeded"|"failed", "output", "start",
     "end"}`` (times in ISO 8601, UTC)."""
     start = datetime.now(UTC).isoformat()
@@ -55,7 +55,7 @@ def run_rollback(target: DrillTarget, action: str, before: Before) -> dict[str, 
     }
 
 
-def _remove_server_faults(target: DrillTarget, _: Before) -> str:
+def _remove_server_faults(target: DrillTarget, _: TargetSnapshot) -> str:
     with target.admin() as admin:
         response = admin.get("/admin/faults")
         response.raise_for_status()
@@ -66,7 +66,7 @@ def _remove_server_faults(target: DrillTarget, _: Before) -> str:
     return f"removed {removed} fault(s)"
 
 
-def _restore_model(target: DrillTarget, before: Before) -> str:
+def _restore_model(target: DrillTarget, before: TargetSnapshot) -> str:
     now = target.model_version()
     if before.model_version is None or now == before.model_version:
         return f"model version {now} unchanged"
@@ -77,12 +77,12 @@ def _restore_model(target: DrillTarget, before: Before) -> str:
     return f"reloaded the configured model: {now} -> {response.json().get('model_version')}"
 
 
-def _continue_workers(target: DrillTarget, _: Before) -> str:
+def _continue_workers(target: DrillTarget, _: TargetSnapshot) -> str:
     if target.workers is None:
         return "no worker pids known"
-    stopped = [pid for pid in target.workers.worker_pids() if process_state(pid) == "T"]
+    stopped = [pid for pid in target.workers.worker_pids() if is_stopped(pid)]
     for pid in stopped:
-        WorkerRef.of(pid).signal(signal.SIGCONT)
+        ProcessRef.of(pid).signal(signal.SIGCONT)
     return f"continued {len(stopped)} worker(s)"
 
 
@@ -114,7 +114,7 @@ def leftovers(target: DrillTarget) -> list[str]:
     return found
 
 
-def check_clean(target: DrillTarget, before: Before, all_reverted: bool) -> dict[str, Any]:
+def cleanliness_report(target: DrillTarget, before: TargetSnapshot, all_reverted: bool) -> dict[str, Any]:
     """The cleanliness verdict (``ok`` plus what was checked)."""
     workers_after = _wait_for_workers(target, before.workers)
     # Wait for /readyz only where it answered before the drill: an unreachable target stays so.
@@ -122,7 +122,7 @@ def check_clean(target: DrillTarget, before: Before, all_reverted: bool) -> dict
     remaining = _settled_leftovers(target, patient=ready)
     if ready:  # read again once settled: the first answer may have come from a worker still catching up
         version = target.model_version() or version
-    stopped = None if target.workers is None else process_faults.stopped_workers(target.workers)
+    stopped = None if target.workers is None else stopped_workers(target.workers)
     same_version = before.model_version is None or version == before.model_version
     workers_ok = before.workers is None or (workers_after is not None and workers_after >= before.workers)
     return {

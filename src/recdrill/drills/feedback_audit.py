@@ -77,7 +77,7 @@ class FeedbackAudit:
     def acknowledged(self) -> list[PostedEvent]:
         return [p for p in self.posted if p.status == 200]
 
-    def check(self, admin: httpx.Client) -> None:
+    def verify(self, admin: httpx.Client) -> None:
         """Ask the server which acknowledged events it holds; sets ``missing`` (or ``check_error``)."""
         ids = [p.event_id for p in self.acknowledged]
         missing: set[str] = set()

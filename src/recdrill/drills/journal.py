@@ -8,19 +8,19 @@ from typing import Any
 
 import numpy as np
 
+from recdrill.drills.alerts import AlertWatcher
 from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.scenario import Scenario
-from recdrill.drills.signals import SignalWatcher
-from recdrill.drills.timeline import Records, check, per_second, window_stats
+from recdrill.drills.timeline import RequestTable, judge_hypotheses, per_second, window_stats
 from recdrill.drills.verdicts import StepRun, fault_verdicts, scorecard
 
 
 def build_journal(
     scenario: Scenario,
     target: str,
-    table: Records,
+    table: RequestTable,
     runs: list[StepRun],
-    watcher: SignalWatcher,
+    watcher: AlertWatcher,
     audit: FeedbackAudit,
     started_at: datetime,
     status: str,
@@ -33,9 +33,9 @@ def build_journal(
     primary = scenario.primary_tier
     baseline = window_stats(table, 0.0, scenario.baseline_s, primary)
     base_ndcg = baseline.ndcg10
-    before = check(scenario.hypotheses, baseline, base_ndcg)
+    before = judge_hypotheses(scenario.hypotheses, baseline, base_ndcg)
     after_stats = window_stats(table, duration - scenario.after_s, duration, primary)
-    after = check(scenario.hypotheses, after_stats, base_ndcg)
+    after = judge_hypotheses(scenario.hypotheses, after_stats, base_ndcg)
     rows = per_second(table, duration, scenario.hypotheses, scenario.window_s, primary, base_ndcg)
     during_rows = [r for r in rows if r["t"] >= scenario.baseline_s]
     deviations = [{"t": r["t"], "hypotheses": r["deviating"]} for r in during_rows if not r["hypotheses_ok"]]

@@ -38,11 +38,12 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
+from recdrill.contract import API_KEY_HEADER
 from recdrill.data.splits import EvalFold
+from recdrill.drills.retry import is_retriable_error, is_retriable_status
 from recdrill.errors import ConfigError
+from recdrill.eval.metrics import ndcg_of_item
 from recdrill.security.tls import client_ssl_context
-
-RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -125,14 +126,6 @@ def shaped_arrival_times(
     return candidates[keep]
 
 
-def score_answer(items: list[str], target: str, k: int = 10) -> tuple[float, float]:
-    """Hit@k and NDCG@k of one served list against the true next item."""
-    top = items[:k]
-    if target not in top:
-        return 0.0, 0.0
-    return 1.0, 1.0 / math.log2(top.index(target) + 2)
-
-
 class Replayer:
     """Replays a :class:`ReplayPlan` against ``base_url``'s ``/v1/recommend``.
 
@@ -157,7 +150,7 @@ class Replayer:
         self.base_url = base_url.rstrip("/")
         # Sent as X-API-Key on every request: a server with a key store wants a reader key even on
         # /v1/recommend (the drill's operator key includes the reader role).
-        self.headers = {"X-API-Key": api_key} if api_key else {}
+        self.headers = {API_KEY_HEADER: api_key} if api_key else {}
         self.retry = retry
         self.feedback = feedback
         self.plan = plan
@@ -249,12 +242,10 @@ class Replayer:
         body = {"user_id": self.plan.user_ids[user], "k": self.k}
         try:
             response = await client.post("/v1/recommend", json=body)
-        except httpx.TimeoutException as exc:
-            return _Attempt(0, error=f"{type(exc).__name__}: {exc}"[:200])
-        except httpx.HTTPError as exc:  # refused, reset, closed without a response: retriable
-            return _Attempt(0, error=f"{type(exc).__name__}: {exc}"[:200], retriable=True)
+        except httpx.HTTPError as exc:  # refused, reset, closed, timed out: see recdrill.drills.retry
+            return _Attempt(0, error=f"{type(exc).__name__}: {exc}"[:200], retriable=is_retriable_error(exc))
         if not response.is_success:
-            retriable = response.status_code in RETRY_STATUSES
+            retriable = is_retriable_status(response.status_code)
             return _Attempt(response.status_code, error=response.text[:200], retriable=retriable)
         try:
             payload = response.json()
@@ -262,7 +253,8 @@ class Replayer:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # A 2xx body that is not the promised JSON counts as a failure, and is not retried.
             return _Attempt(0, error=f"bad response body: {exc}"[:200])
-        hit, ndcg = score_answer(items, self.plan.targets[user], self.k)
+        target = self.plan.targets[user]
+        hit, ndcg = float(target in items[: self.k]), ndcg_of_item(items, target, self.k)
         version = payload.get("model_version")
         return _Attempt(
             response.status_code,

@@ -25,15 +25,15 @@ from typing import Any
 
 import httpx
 
-from recdrill.drills.catalogue import fault_type
-from recdrill.drills.cleanliness import Before, check_clean, run_rollback
+from recdrill.drills.alerts import AlertWatcher
+from recdrill.drills.cleanliness import TargetSnapshot, cleanliness_report, run_rollback
+from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.journal import build_journal
 from recdrill.drills.replayer import Replayer, shaped_arrival_times
 from recdrill.drills.scenario import Scenario
-from recdrill.drills.signals import SignalWatcher
 from recdrill.drills.target import DrillTarget
-from recdrill.drills.timeline import Records, window_stats
+from recdrill.drills.timeline import RequestTable, window_stats
 from recdrill.drills.verdicts import StepRun
 from recdrill.errors import RecdrillError
 from recdrill.security.tls import is_verification_failure
@@ -70,7 +70,7 @@ class DrillRunner:
         runs = self._prepare()
         if self.target.plan is None:
             raise DrillError("a drill needs a replay plan (the data the served model was trained on)")
-        before = Before.of(self.target)
+        before = TargetSnapshot.of(self.target)
         started_at = datetime.now(UTC)
         status = "completed"
         traffic = self.scenario.traffic
@@ -84,7 +84,7 @@ class DrillRunner:
             api_key=self.target.traffic_headers.get("X-API-Key"),
         )
         audit = FeedbackAudit(self.target.plan, traffic.feedback_rate, traffic.seed)
-        watcher = SignalWatcher()
+        watcher = AlertWatcher()
         rollbacks: list[dict[str, Any]] = []
         try:
             asyncio.run(self._run(replayer, runs, audit, watcher))
@@ -103,12 +103,12 @@ class DrillRunner:
                 rollbacks.append(run_rollback(self.target, rollback.action, before))
             self._stop_proxy()
             with self.target.admin() as admin:
-                audit.check(admin)
-            cleanliness = check_clean(self.target, before, all(not r.needs_revert for r in runs))
+                audit.verify(admin)
+            cleanliness = cleanliness_report(self.target, before, all(not r.needs_revert for r in runs))
             self.journal = build_journal(
                 self.scenario,
                 self.target.base_url,
-                Records.from_records(replayer.records),
+                RequestTable.from_records(replayer.records),
                 runs,
                 watcher,
                 audit,
@@ -131,7 +131,7 @@ class DrillRunner:
             params = step.parsed_params({**defaults, "ttl_s": step.duration_s + TTL_MARGIN_S})
             runs.append(StepRun(step, ftype, params))
         if any("proxy" in r.ftype.needs for r in runs) and self.target.proxy is None:
-            from recdrill.drills.proxy import LoopbackProxy  # only drills with network faults need it
+            from recdrill.drills.faults.proxy import LoopbackProxy  # only drills with network faults need it
 
             self.target.proxy = LoopbackProxy(self.target.base_url)
             self.target.proxy.start()
@@ -153,7 +153,7 @@ class DrillRunner:
             self._own_proxy = False
 
     async def _run(
-        self, replayer: Replayer, runs: list[StepRun], audit: FeedbackAudit, watcher: SignalWatcher
+        self, replayer: Replayer, runs: list[StepRun], audit: FeedbackAudit, watcher: AlertWatcher
     ) -> None:
         traffic = self.scenario.traffic
         async with self._admin_client() as admin, self._traffic_client() as users:
@@ -274,7 +274,7 @@ class DrillRunner:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic() - t0
-            table = Records.from_records(list(replayer.records))
+            table = RequestTable.from_records(list(replayer.records))
             for index, condition in enumerate(conditions):
                 # Requests of the last second may still be in flight: judge the second before it.
                 stats = window_stats(table, max(0.0, now - 2.0), now - 1.0, self.scenario.primary_tier)

@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recdrill.drills.catalogue import FaultParams, fault_type
+from recdrill.drills.faults.catalogue import FaultParams, fault_type
 from recdrill.errors import ConfigError, DataFileNotFoundError
 
 Metric = Literal["availability", "availability_first_try", "p99_ms", "ndcg_ratio", "fallback_share"]

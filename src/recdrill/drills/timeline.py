@@ -14,7 +14,7 @@ from recdrill.drills.scenario import Hypothesis, Metric
 
 
 @dataclass(frozen=True)
-class Records:
+class RequestTable:
     """Request records as columns, sorted by scheduled send time."""
 
     scheduled_s: np.ndarray
@@ -26,7 +26,7 @@ class Records:
     ndcg10: np.ndarray
 
     @classmethod
-    def from_records(cls, records: list[RequestRecord]) -> Records:
+    def from_records(cls, records: list[RequestRecord]) -> RequestTable:
         ordered = sorted(records, key=lambda r: r.scheduled_s)
         return cls(
             scheduled_s=np.array([r.scheduled_s for r in ordered], dtype=np.float64),
@@ -69,7 +69,7 @@ class WindowStats:
         return value
 
 
-def window_stats(records: Records, start: float, end: float, primary_tier: str) -> WindowStats:
+def window_stats(records: RequestTable, start: float, end: float, primary_tier: str) -> WindowStats:
     part = records.between(start, end)
     n = part.stop - part.start
     if n == 0:
@@ -93,7 +93,7 @@ def window_stats(records: Records, start: float, end: float, primary_tier: str) 
     )
 
 
-def check(
+def judge_hypotheses(
     hypotheses: list[Hypothesis], stats: WindowStats, baseline_ndcg10: float | None
 ) -> list[dict[str, Any]]:
     """Each hypothesis with its value over the window and whether it held."""
@@ -114,7 +114,7 @@ def check(
 
 
 def per_second(
-    records: Records,
+    records: RequestTable,
     duration_s: float,
     hypotheses: list[Hypothesis],
     window_s: float,
@@ -129,7 +129,7 @@ def per_second(
     for t in range(math.ceil(duration_s)):
         second = window_stats(records, t, t + 1, primary_tier)
         window = window_stats(records, max(0.0, t + 1 - window_s), t + 1, primary_tier)
-        results = check(hypotheses, window, baseline_ndcg10)
+        results = judge_hypotheses(hypotheses, window, baseline_ndcg10)
         rows.append(
             {
                 "t": t,

@@ -3,7 +3,7 @@ deployment noticed, failed over and recovered, against the scenario's objectives
 
 - detect: the first sign after the fault began, from whichever came first: a hypothesis
   deviating (the window that shows it closes one second after its row) or one of the deployment's
-  own alerts that can name this fault (``recdrill.drills.signals.FAULT_SIGNALS``; alerts already
+  own alerts that can name this fault (``recdrill.drills.alerts.FAULT_SIGNALS``; alerts already
   firing during the baseline are ignored, they cannot tell a fault apart).
 - fail over: the first request sent after the fault began that a fallback tier answered.
 - recover: after the revert, the first moment every hypothesis held again (0 when nothing deviated).
@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from recdrill.drills.catalogue import FaultParams, FaultType
+from recdrill.drills.alerts import FAULT_SIGNALS, AlertWatcher
+from recdrill.drills.faults.catalogue import FaultParams, FaultType
 from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.scenario import FaultStep, Scenario
-from recdrill.drills.signals import FAULT_SIGNALS, SignalWatcher
-from recdrill.drills.timeline import Records, first_second, window_stats
+from recdrill.drills.timeline import RequestTable, first_second, window_stats
 
 
 @dataclass
@@ -51,10 +51,10 @@ class StepRun:
 def fault_verdicts(
     runs: list[StepRun],
     rows: list[dict[str, Any]],
-    table: Records,
+    table: RequestTable,
     scenario: Scenario,
     baseline_ndcg10: float | None,
-    watcher: SignalWatcher,
+    watcher: AlertWatcher,
     audit: FeedbackAudit | None,
 ) -> list[dict[str, Any]]:
     starts = sorted(r.step.start_s for r in runs)

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable, Sequence
+
 import numpy as np
 
 DEFAULT_KS = (5, 10, 20)
+
+
+def ndcg_of_item(items: Sequence[Hashable], item: Hashable, k: int = 10) -> float:
+    """NDCG@k of one list against its one relevant ``item``: ``1 / log2(rank + 2)`` for its 0-based
+    ``rank`` in the top ``k``, else 0 (the ideal list has it first, with gain 1). The same value
+    :func:`ranking_metrics` averages, for one list served live (a canary arm, a drill's request).
+
+    Example:
+        >>> served = ["a", "b", "c"]
+        >>> ndcg_of_item(served, "b"), ndcg_of_item(served, "z"), ndcg_of_item(served, "b", k=1)
+        (0.6309297535714575, 0.0, 0.0)
+    """
+    top = list(items[:k])
+    return 1.0 / math.log2(top.index(item) + 2) if item in top else 0.0
 
 
 def ranking_metrics(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS) -> dict[str, float]:

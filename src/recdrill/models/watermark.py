@@ -55,7 +55,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +62,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from recdrill._home import WATERMARK_KEY_FILE, exposed_mode, key_path, recdrill_home
 from recdrill.data.ragged import Ragged
 from recdrill.errors import ConfigError, KeyMaterialError
 
 WATERMARK_KEY_ENV = "RECDRILL_WATERMARK_KEY"
-WATERMARK_KEY_FILE = "watermark.key"  # under RECDRILL_HOME/keys/, beside the signing and data keys
 MIN_SECRET_BYTES = 16
 N_SEQUENCES = 32
 SEQUENCE_LENGTH = 10
@@ -221,10 +220,7 @@ def ownership_test(
 
 def watermark_key_path(home: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """``HOME/keys/watermark.key``; ``home`` defaults to ``RECDRILL_HOME``, else ``~/.recdrill``."""
-    env = os.environ if environ is None else environ
-    if home is None:
-        home = Path(env.get("RECDRILL_HOME") or Path.home() / ".recdrill").expanduser()
-    return home / "keys" / WATERMARK_KEY_FILE
+    return key_path(recdrill_home(environ) if home is None else home, WATERMARK_KEY_FILE)
 
 
 def load_watermark_secret(home: Path | None = None, environ: Mapping[str, str] | None = None) -> bytes:
@@ -235,15 +231,13 @@ def load_watermark_secret(home: Path | None = None, environ: Mapping[str, str] |
     else:
         path = watermark_key_path(home, env)
         try:
-            mode = path.stat().st_mode
+            mode = exposed_mode(path)
         except FileNotFoundError:
             raise KeyMaterialError(
                 f"{path}: no watermark key; run 'recdrill keys init' or set {WATERMARK_KEY_ENV}"
             ) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyMaterialError(
-                f"{path}: key file is readable by others (mode {mode & 0o777:o}); chmod 600 it"
-            )
+        if mode is not None:
+            raise KeyMaterialError(f"{path}: key file is readable by others (mode {mode:o}); chmod 600 it")
         secret, where = path.read_bytes().strip(), str(path)
     if len(secret) < MIN_SECRET_BYTES:
         raise KeyMaterialError(f"{where}: the watermark secret must be at least {MIN_SECRET_BYTES} bytes")

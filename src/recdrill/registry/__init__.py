@@ -15,7 +15,6 @@ _EXPORTS = {
     "DataKey": "keys",
     "DataKeyring": "keys",
     "init_keys": "keys",
-    "recdrill_home": "keys",
     "ManifestRecord": "manifest",
     "StoredFile": "manifest",
     "Registry": "registry",
@@ -33,12 +32,11 @@ __all__ = [
     "StoredFile",
     "VersionRow",
     "init_keys",
-    "recdrill_home",
 ]
 
 if TYPE_CHECKING:
     from recdrill.registry.catalog import VersionRow
-    from recdrill.registry.keys import DataKey, DataKeyring, init_keys, recdrill_home
+    from recdrill.registry.keys import DataKey, DataKeyring, init_keys
     from recdrill.registry.manifest import ManifestRecord, StoredFile
     from recdrill.registry.registry import Registry, Rotation
     from recdrill.registry.stages import Stage

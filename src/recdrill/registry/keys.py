@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,20 +26,22 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from recdrill._home import (
+    DATA_KEY_FILE,
+    KEYS_FOLDER,
+    PENDING_DATA_KEY_FILE,
+    SIGNING_KEY_FILE,
+    SIGNING_PUBLIC_KEY_FILE,
+    WATERMARK_KEY_FILE,
+    exposed_mode,
+    write_private,
+)
 from recdrill.errors import KeyMaterialError
-from recdrill.models.watermark import WATERMARK_KEY_FILE
 
-HOME_ENV = "RECDRILL_HOME"
 SIGNING_KEY_ENV = "RECDRILL_SIGNING_KEY"
 DATA_KEY_ENV = "RECDRILL_DATA_KEY"
 NEW_DATA_KEY_ENV = "RECDRILL_NEW_DATA_KEY"
 DATA_KEY_BYTES = 32  # AES-256
-
-
-def recdrill_home(environ: Mapping[str, str] | None = None) -> Path:
-    """``RECDRILL_HOME``, else ``~/.recdrill``."""
-    env = os.environ if environ is None else environ
-    return Path(env.get(HOME_ENV) or Path.home() / ".recdrill").expanduser()
 
 
 @dataclass(frozen=True)
@@ -51,23 +52,23 @@ class KeyFiles:
 
     @property
     def folder(self) -> Path:
-        return self.home / "keys"
+        return self.home / KEYS_FOLDER
 
     @property
     def signing(self) -> Path:
-        return self.folder / "signing.pem"
+        return self.folder / SIGNING_KEY_FILE
 
     @property
     def signing_public(self) -> Path:
-        return self.folder / "signing.pub.pem"
+        return self.folder / SIGNING_PUBLIC_KEY_FILE
 
     @property
     def data(self) -> Path:
-        return self.folder / "data.key"
+        return self.folder / DATA_KEY_FILE
 
     @property
     def pending_data(self) -> Path:
-        return self.folder / "data.key.new"
+        return self.folder / PENDING_DATA_KEY_FILE
 
     @property
     def watermark(self) -> Path:
@@ -114,30 +115,17 @@ class DataKeyring:
 
 def write_secret(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600 from the first byte, replacing it atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_private(path, data)
 
 
 def read_secret(path: Path) -> bytes:
     """A key file's bytes; refuses a file that others can read, as ssh does."""
     try:
-        mode = path.stat().st_mode
+        mode = exposed_mode(path)
     except FileNotFoundError:
         raise KeyMaterialError(f"{path}: no such key file; run 'recdrill keys init'") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyMaterialError(
-            f"{path}: key file is readable by others (mode {mode & 0o777:o}); chmod 600 it"
-        )
+    if mode is not None:
+        raise KeyMaterialError(f"{path}: key file is readable by others (mode {mode:o}); chmod 600 it")
     return path.read_bytes()
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from recdrill._home import recdrill_home
 from recdrill.data.dataset import Dataset
 from recdrill.errors import (
     ConfigError,
@@ -48,7 +49,6 @@ from recdrill.registry.keys import (
     load_data_keyring,
     load_signing_key_pem,
     load_verify_key_pem,
-    recdrill_home,
     start_rotation,
 )
 from recdrill.registry.manifest import MANIFEST_NAME, SIGNATURE_NAME, ManifestRecord, sha256_hex

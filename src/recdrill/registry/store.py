@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from recdrill._home import write_new_private
 from recdrill.errors import (
     DecryptionError,
     DigestMismatchError,
@@ -128,11 +129,7 @@ def decrypt_stored(
 def write_plain(dest: Path, plain: dict[str, bytes]) -> None:
     """Write decrypted files under ``dest`` (folders 0700, files 0600: only this user reads them)."""
     for path, data in plain.items():
-        target = dest / path
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        write_new_private(dest / path, data)
 
 
 def swap_in(staging: Path, target: Path) -> None:

@@ -11,7 +11,6 @@ from recdrill.security.keystore import (
     KeyStore,
     KeyStoreError,
     default_key_store_path,
-    recdrill_home,
     served_key_store_path,
 )
 from recdrill.security.ratelimit import RateLimiter
@@ -28,6 +27,5 @@ __all__ = [
     "RateLimiter",
     "Role",
     "default_key_store_path",
-    "recdrill_home",
     "served_key_store_path",
 ]

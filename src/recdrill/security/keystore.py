@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -43,11 +42,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from recdrill._home import API_KEY_STORE_FILE, recdrill_home, touch_private
 from recdrill._sqlite import switch_to_wal
 from recdrill.errors import ConfigError, RecdrillError
 from recdrill.security.roles import Role
 
-ENV_HOME = "RECDRILL_HOME"
 ENV_KEY_STORE = "RECDRILL_KEY_STORE"
 KEY_PREFIX = "rdk_"  # lets secret scanners and people recognise a leaked recdrill key
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -80,17 +79,11 @@ class KeyNameError(ConfigError):
     """A key name is malformed, already live, or names no live key."""
 
 
-def recdrill_home(env: Mapping[str, str] | None = None) -> Path:
-    """``RECDRILL_HOME``, or ``~/.recdrill`` when it is not set."""
-    env = os.environ if env is None else env
-    return Path(env[ENV_HOME]).expanduser() if env.get(ENV_HOME) else Path.home() / ".recdrill"
-
-
 def default_key_store_path(env: Mapping[str, str] | None = None) -> Path:
     """Where the CLI keeps keys: ``RECDRILL_KEY_STORE`` if set, else ``RECDRILL_HOME/keys.db``."""
     env = os.environ if env is None else env
     explicit = env.get(ENV_KEY_STORE)
-    return Path(explicit).expanduser() if explicit else recdrill_home(env) / "keys.db"
+    return Path(explicit).expanduser() if explicit else recdrill_home(env) / API_KEY_STORE_FILE
 
 
 def served_key_store_path(env: Mapping[str, str] | None = None) -> Path | None:
@@ -159,9 +152,7 @@ class KeyStore:
         if not path.is_file():
             if not create:
                 raise KeyStoreError(f"{path}: no such key store (create a key with 'recdrill keys create')")
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            touch_private(path)
         try:
             connection = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
             switch_to_wal(connection)

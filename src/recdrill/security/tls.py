@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from recdrill._home import write_private
 from recdrill.errors import ConfigError
 
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
@@ -218,11 +219,7 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
 def _write_private(path: Path, data: bytes) -> None:
     """Created 0600 before a byte is written (never readable by others, even briefly), then
     renamed over ``path``."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(temporary, path)
+    write_private(path, data, durable=False, private_folder=False)
 
 
 def _write_public(path: Path, data: bytes) -> None:

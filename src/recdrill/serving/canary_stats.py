@@ -13,7 +13,6 @@ which worker a request lands on has nothing to do with either arm's quality.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 
@@ -21,23 +20,12 @@ import numpy as np
 from cachetools import LRUCache
 
 from recdrill.data.pseudonymise import Pseudonymiser
+from recdrill.eval.metrics import ndcg_of_item
 from recdrill.serving.canary_judge import ArmStats
 
 LABEL_EVENTS = frozenset({"click", "cart", "purchase"})
 TOP = 10
 LATENCY_WINDOW = 2000  # recent answers per arm that the p99 is taken over
-
-
-def ndcg_at(items: Sequence[str], item: str, k: int = TOP) -> float:
-    """NDCG@k of one relevant ``item`` in a served list: ``1 / log2(rank + 2)``, or 0 if absent.
-
-    >>> ndcg_at(["a", "b", "c"], "b")
-    0.6309297535714575
-    >>> ndcg_at(["a", "b"], "z")
-    0.0
-    """
-    top = list(items[:k])
-    return 1.0 / math.log2(top.index(item) + 2) if item in top else 0.0
 
 
 class _Arm:
@@ -87,7 +75,7 @@ class ArmTracker:
             return []
         scored = []
         for arm, items in lists.items():
-            value = ndcg_at(items, item_id)
+            value = ndcg_of_item(items, item_id, TOP)
             state = self._arms.setdefault(arm, _Arm())
             state.labels += 1
             state.ndcg_sum += value

@@ -31,16 +31,10 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from recdrill._home import recdrill_home
 from recdrill.errors import ConfigError, KeyMaterialError
 from recdrill.registry.encryption import CiphertextError, decrypt, encrypt
-from recdrill.registry.keys import (
-    DATA_KEY_ENV,
-    DataKey,
-    DataKeyring,
-    KeyFiles,
-    load_data_keyring,
-    recdrill_home,
-)
+from recdrill.registry.keys import DATA_KEY_ENV, DataKey, DataKeyring, KeyFiles, load_data_keyring
 
 log = logging.getLogger(__name__)
 

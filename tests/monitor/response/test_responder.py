@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.data.dataset import Dataset, EventType
 from recdrill.data.loading import load_dataset
@@ -25,7 +26,7 @@ from recdrill.monitor.response.apply import RESPONSES_FILE, apply, read_decision
 from recdrill.monitor.response.data import split_recent
 from recdrill.monitor.response.responder import DECISION_FILE, AutoResponder, ResponseDecision, ResponsePolicy
 from recdrill.monitor.response.tuning import active_sequences
-from recdrill.registry.keys import HOME_ENV, init_keys
+from recdrill.registry.keys import init_keys
 from recdrill.registry.registry import Registry
 from recdrill.registry.stages import Stage
 from recdrill.serving.config import ENV_MODEL_VERSION

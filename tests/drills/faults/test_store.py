@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from recdrill.cli import main
-from recdrill.drills.catalogue import fault_type
+from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
 from recdrill.security.keystore import KeyStore
 from recdrill.serving.process import ServerProcess

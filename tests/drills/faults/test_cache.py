@@ -18,7 +18,7 @@ import pytest
 
 from recdrill.cli import main
 from recdrill.data.snapshot import ShopSnapshot
-from recdrill.drills.catalogue import fault_type
+from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.target import DrillTarget
 from recdrill.serving.process import ServerProcess
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from recdrill.chaos.journal import to_chaostoolkit_journal
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
-from recdrill.drills.ctk_journal import to_chaostoolkit_journal
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.runner import DrillRunner
 from recdrill.drills.scenario import parse_scenario

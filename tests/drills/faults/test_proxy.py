@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from recdrill.cli import main
-from recdrill.drills.proxy import LoopbackProxy, ProxyError
+from recdrill.drills.faults.proxy import LoopbackProxy, ProxyError
 from recdrill.errors import ConfigError
 from recdrill.security.tls import TlsFiles, make_dev_certificate
 from recdrill.serving.process import ServerProcess

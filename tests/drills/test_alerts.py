@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recdrill.drills.signals import SignalWatcher, read_signals
+from recdrill.drills.alerts import AlertWatcher, read_signals
 
 EXPOSITION = """# HELP recdrill_drift_detected Whether a feature drifted.
 # TYPE recdrill_drift_detected gauge
@@ -19,7 +19,7 @@ def poll(length: int, category: int, shed: float) -> dict[str, float | frozenset
 
 
 def test_a_flag_that_stays_up_is_one_alert_and_a_new_one_is_another() -> None:
-    watcher = SignalWatcher()
+    watcher = AlertWatcher()
     watcher.observe(0.0, poll(0, 0, 0))
     watcher.observe(1.0, poll(1, 0, 0))  # history_length rises: one alert
     watcher.observe(2.0, poll(1, 0, 0))  # still up: none
@@ -30,7 +30,7 @@ def test_a_flag_that_stays_up_is_one_alert_and_a_new_one_is_another() -> None:
 
 
 def test_counters_signal_when_they_grow_and_baseline_noise_is_ignored() -> None:
-    watcher = SignalWatcher()
+    watcher = AlertWatcher()
     for t, shed in [(0.0, 0), (1.0, 3), (2.0, 3), (10.0, 3), (11.0, 9)]:
         watcher.observe(t, poll(0, 0, shed))
     assert [(e.t, e.signal) for e in watcher.events] == [(1.0, "shedding"), (11.0, "shedding")]
@@ -44,8 +44,8 @@ def test_a_family_the_server_does_not_export_gives_no_signal() -> None:
 
 
 def test_every_fault_says_which_alerts_can_name_it() -> None:
-    from recdrill.drills.catalogue import catalogue
-    from recdrill.drills.signals import FAULT_SIGNALS, SIGNALS
+    from recdrill.drills.alerts import FAULT_SIGNALS, SIGNALS
+    from recdrill.drills.faults.catalogue import catalogue
 
     assert {f.name for f in catalogue()} == set(FAULT_SIGNALS)
     assert set().union(*FAULT_SIGNALS.values()) <= set(SIGNALS)

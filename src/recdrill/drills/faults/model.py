@@ -7,18 +7,16 @@ server drops it by itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import httpx
 from pydantic import Field
 
-from recdrill.drills.catalogue import FaultParams, FaultType, Observations, register
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, register
+from recdrill.drills.faults.server_table import (
+    ServerFault,
+    active_server_faults,
+    add_server_fault,
+    remove_server_fault,
+)
 from recdrill.drills.target import DrillTarget
-from recdrill.errors import RecdrillError
-
-
-class FaultRefusedError(RecdrillError):
-    """The target refused to inject a fault (bad key, unknown point, not a recdrill server)."""
 
 
 class ModelFaultParams(FaultParams):
@@ -28,44 +26,6 @@ class ModelFaultParams(FaultParams):
 
 class LatencyParams(ModelFaultParams):
     latency_ms: float = Field(250.0, gt=0, le=60_000, description="added to each call hit")
-
-
-@dataclass(frozen=True)
-class ServerFault:
-    id: str
-
-
-def add_server_fault(target: DrillTarget, body: dict[str, object]) -> ServerFault:
-    """POST ``/admin/faults``; the server's fault id. Shared by every fault held in the server's table."""
-    with target.admin() as admin:
-        response = admin.post("/admin/faults", json=body)
-    if response.status_code != 201:
-        raise FaultRefusedError(
-            f"target refused fault {body.get('point')}/{body.get('kind')}: "
-            f"HTTP {response.status_code} {response.text[:200]}"
-        )
-    return ServerFault(str(response.json()["id"]))
-
-
-def remove_server_fault(target: DrillTarget, _: object, fault: ServerFault) -> Observations:
-    """DELETE the fault; a 404 means it already expired, which is reverted too."""
-    with target.admin() as admin:
-        response = admin.delete(f"/admin/faults/{fault.id}")
-    if response.status_code not in (200, 404):
-        raise FaultRefusedError(f"could not remove fault {fault.id}: HTTP {response.status_code}")
-    return None
-
-
-def active_server_faults(target: DrillTarget) -> list[str]:
-    """Faults the server still holds, as ``point/kind (id)``; unreachable servers say so."""
-    try:
-        with target.admin(timeout_s=5.0) as admin:
-            response = admin.get("/admin/faults")
-    except httpx.HTTPError as exc:
-        return [f"cannot list the server's faults: {type(exc).__name__}"]
-    if response.status_code != 200:
-        return [f"cannot list the server's faults: HTTP {response.status_code}"]
-    return [f"{f['point']}/{f['kind']} ({f['id']})" for f in response.json()]
 
 
 def _model_fault(

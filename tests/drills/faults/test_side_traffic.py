@@ -14,8 +14,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from recdrill.drills import side_traffic
-from recdrill.drills.side_traffic import SideRequest, SideTraffic
+from recdrill.drills.faults import side_traffic
+from recdrill.drills.faults.side_traffic import SideRequest, SideTraffic
 from recdrill.drills.target import DrillTarget
 from recdrill.errors import ConfigError
 
@@ -25,7 +25,7 @@ STATUSES = {"/ok": 200, "/shed": 429, "/bad": 400, "/err": 503}
 
 class Scripted(BaseHTTPRequestHandler):
     """Answers by path: the statuses above; ``/slow`` past the client's timeout; ``/close`` hangs up
-    without an answer. Records what it was sent."""
+    without an answer. RequestTable what it was sent."""
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[Counter[str]] = Counter()

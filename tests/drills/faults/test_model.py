@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from recdrill.cli import main
-from recdrill.drills.catalogue import fault_type
+from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.target import DrillTarget
 from recdrill.serving.process import ServerProcess
 

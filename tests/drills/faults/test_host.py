@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from recdrill.cli import main
-from recdrill.drills.catalogue import fault_type
-from recdrill.drills.faults_host import Children, cpu_seconds, mem_available_mib, memory_refusal
-from recdrill.drills.faults_model import FaultRefusedError
+from recdrill.drills.faults.catalogue import fault_type
+from recdrill.drills.faults.host import HostFaultProcesses, memory_refusal
+from recdrill.drills.faults.server_table import FaultRefusedError
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
 from recdrill.errors import ConfigError
+from recdrill.procs import cpu_seconds, mem_available_mib
 from recdrill.serving.process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
@@ -60,7 +61,7 @@ def test_cpu_hog_children_burn_cpu_and_revert_reaps_them(target: DrillTarget) ->
     fault = fault_type("cpu-hog")
     params = fault.parse({"processes": 2, "ttl_s": 60})
     handle = fault.inject(target, params)
-    assert isinstance(handle, Children) and len(handle.pids) == 2
+    assert isinstance(handle, HostFaultProcesses) and len(handle.pids) == 2
     assert fault.leftovers is not None and len(fault.leftovers(target)) == 2
     # The machine is shared (and tests run niced, which the children inherit): wait for a clear
     # amount of CPU rather than assume a share of it.

@@ -29,11 +29,15 @@ from typing import Any
 
 from pydantic import Field
 
-from recdrill.drills.catalogue import FaultParams, FaultType, Observations, register
-from recdrill.drills.faults_cache import server_faults_at
-from recdrill.drills.faults_model import ServerFault, add_server_fault, remove_server_fault
+from recdrill.contract import FEEDBACK_DB
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
+from recdrill.drills.faults.server_table import (
+    ServerFault,
+    add_server_fault,
+    remove_server_fault,
+    server_faults_at,
+)
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
-from recdrill.serving.feedback import FEEDBACK_DB
 
 POINT = "feedback"
 LOCK_WAIT_S = 15.0  # taking the lock waits out a commit in progress (the server's busy timeout is 10 s)
@@ -100,9 +104,7 @@ _HELD: set[HeldLock] = set()  # locks of this process still held: the leftovers 
 
 
 def inject_lock(target: DrillTarget, params: StoreFaultParams) -> HeldLock:
-    target.require("feedback-store-locked", "state_dir")
-    assert target.state_dir is not None  # checked by require()
-    path = target.state_dir / FEEDBACK_DB
+    path = target.need_state_dir("feedback-store-locked") / FEEDBACK_DB
     if not path.is_file():
         raise FaultUnavailableError(f"fault 'feedback-store-locked': no feedback database at {path}")
     # isolation_level=None: the BEGIN below is ours, not the module's implicit transaction handling.

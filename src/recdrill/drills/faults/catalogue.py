@@ -13,7 +13,7 @@ traffic, a CPU hog), so the drill runner and Chaos Toolkit (``recdrill.chaos``) 
 functions.
 
 Example:
-    >>> from recdrill.drills.catalogue import fault_type
+    >>> from recdrill.drills.faults.catalogue import fault_type
     >>> fault_type("ranker-latency").kind
     'ml'
     >>> fault_type("ranker-latency").parse({"latency_ms": 250}).latency_ms
@@ -41,14 +41,15 @@ Observations = dict[str, Any] | None
 
 # The modules that register fault types, imported on first use of the catalogue.
 FAULT_MODULES = (
-    "recdrill.drills.faults_model",
-    "recdrill.drills.faults_process",
-    "recdrill.drills.faults_host",
-    "recdrill.drills.faults_network",
-    "recdrill.drills.faults_store",
-    "recdrill.drills.faults_cache",
-    "recdrill.drills.faults_traffic",
-    "recdrill.drills.faults_artifact",
+    "recdrill.drills.faults.model",
+    "recdrill.drills.faults.process",
+    "recdrill.drills.faults.host",
+    "recdrill.drills.faults.network",
+    "recdrill.drills.faults.store",
+    "recdrill.drills.faults.cache",
+    "recdrill.drills.faults.traffic",
+    "recdrill.drills.faults.artifact",
+    "recdrill.drills.faults.bad_push",
 )
 
 

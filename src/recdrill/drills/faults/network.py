@@ -1,7 +1,7 @@
 """Network faults between traffic and server: latency, dropped requests and resets.
 
 They act on the loopback proxy the drill runner puts between its traffic and the server
-(``target.proxy``, a running :class:`recdrill.drills.proxy.LoopbackProxy`; ``needs: proxy``).
+(``target.proxy``, a running :class:`recdrill.drills.faults.proxy.LoopbackProxy`; ``needs: proxy``).
 Injecting adds a toxic to the proxy; reverting removes it and reports what it did (requests
 dropped or reset, chunks delayed). Only traffic through ``target.traffic_url`` is affected: the
 admin API and health probes go straight to the server.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from recdrill.drills.catalogue import FaultParams, FaultType, Observations, register
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
 from recdrill.drills.target import DrillTarget
 
 
@@ -42,9 +42,9 @@ class Toxic:
 
 
 def _add(target: DrillTarget, name: str, kind: str, params: NetworkParams) -> Toxic:
-    target.require(name, "proxy")
+    proxy = target.need_proxy(name)
     values = params.model_dump(exclude={"ttl_s"})
-    return Toxic(target.proxy.add_toxic(kind, ttl_s=params.ttl_s, **values), kind)
+    return Toxic(proxy.add_toxic(kind, ttl_s=params.ttl_s, **values), kind)
 
 
 def _remove(target: DrillTarget, _: NetworkParams, toxic: Toxic) -> Observations:

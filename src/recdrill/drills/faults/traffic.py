@@ -1,7 +1,7 @@
 """Traffic-shaped faults: a surge, a hot key, a storm of malformed requests, drifted requests, a
 cold-start flood and bots poisoning feedback.
 
-Each is a :class:`~recdrill.drills.side_traffic.SideTraffic` that ``inject`` starts and ``revert``
+Each is a :class:`~recdrill.drills.faults.side_traffic.SideTraffic` that ``inject`` starts and ``revert``
 stops (its summary, plus what the fault is about, goes into the journal). The traffic stops by
 itself after ``ttl_s`` (the runner fills it with the step's duration and a margin), so a drill
 that dies mid-step leaves nothing sending for long; ``leftovers`` names any of it still running.
@@ -17,13 +17,12 @@ import httpx
 import numpy as np
 from pydantic import Field
 
+from recdrill.contract import MAX_HISTORY, MAX_K
 from recdrill.data.snapshot import ShopSnapshot
-from recdrill.drills import side_traffic
-from recdrill.drills.catalogue import FaultParams, FaultType, Observations, register
-from recdrill.drills.side_traffic import Observer, RequestFactory, SideRequest, SideTraffic
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
+from recdrill.drills.faults.side_traffic import Observer, RequestFactory, SideRequest, SideTraffic, running
 from recdrill.drills.target import DrillTarget
 from recdrill.errors import ConfigError
-from recdrill.serving.schemas import MAX_HISTORY, MAX_K
 
 RECOMMEND = "/v1/recommend"
 FEEDBACK = "/v1/feedback"
@@ -93,7 +92,7 @@ def _leftovers(target: DrillTarget) -> list[str]:
     """This module's side traffic still sending to ``target``."""
     ours = {"traffic-surge", "hot-key", "malformed-request-storm", "feature-drift",
             "cold-start-flood", "poisoned-feedback"}  # fmt: skip
-    return [t.describe() for t in side_traffic.running() if t.name in ours and t.owner == target.base_url]
+    return [t.describe() for t in running() if t.name in ours and t.owner == target.base_url]
 
 
 def _served_by(_: SideRequest, response: httpx.Response) -> str | None:
@@ -105,18 +104,11 @@ def _served_by(_: SideRequest, response: httpx.Response) -> str | None:
     return None
 
 
-def _snapshot(target: DrillTarget) -> ShopSnapshot:
-    assert target.snapshot is not None  # checked by require()
-    return target.snapshot
-
-
 # --- traffic-surge, hot-key ---------------------------------------------------------------------
 
 
 def inject_surge(target: DrillTarget, params: SurgeParams) -> TrafficFault:
-    target.require("traffic-surge", "plan")
-    assert target.plan is not None
-    users = target.plan.user_ids
+    users = target.need_plan("traffic-surge").user_ids
     extra = (params.multiplier - 1.0) * params.base_rate
 
     def make(rng: np.random.Generator, _: int) -> SideRequest:
@@ -128,9 +120,7 @@ def inject_surge(target: DrillTarget, params: SurgeParams) -> TrafficFault:
 def inject_hot_key(target: DrillTarget, params: HotKeyParams) -> TrafficFault:
     user = params.user_id
     if user is None:
-        target.require("hot-key", "plan")
-        assert target.plan is not None
-        user = target.plan.user_ids[0]
+        user = target.need_plan("hot-key").user_ids[0]
     body = {"user_id": user, "k": 10}
     return _start(
         target, "hot-key", params.rate, params.ttl_s,
@@ -212,8 +202,7 @@ def drift_items(snapshot: ShopSnapshot, shift: str) -> tuple[np.ndarray, str]:
 def inject_drift(target: DrillTarget, params: DriftParams) -> TrafficFault:
     """Known users (so ``user_kind`` stays as in training) whose explicit history, appended to
     their stored one by the server, comes from the shifted items."""
-    target.require("feature-drift", "snapshot")
-    snapshot = _snapshot(target)
+    snapshot = target.need_snapshot("feature-drift")
     items, what = drift_items(snapshot, params.shift)
     item_ids = snapshot.item_ids[items].tolist()
     users = snapshot.user_ids[snapshot.histories.lengths > 0].tolist()
@@ -259,8 +248,7 @@ def rarely_bought(snapshot: ShopSnapshot) -> str:
 def inject_poison(target: DrillTarget, params: PoisonParams) -> TrafficFault:
     item = params.item_id
     if item is None:
-        target.require("poisoned-feedback", "snapshot")
-        item = rarely_bought(_snapshot(target))
+        item = rarely_bought(target.need_snapshot("poisoned-feedback"))
     bots = [f"bot-{j:03d}" for j in range(params.bots)]
 
     def make(rng: np.random.Generator, i: int) -> SideRequest:

@@ -4,7 +4,7 @@
 cache to category or global best-sellers. ``cache-stale``: a misconfigured cache in front of the
 model answers first for every user it holds, so their answers ignore what they did since (quality
 drops while every request is still a 200). Both live in the server's fault table with a TTL, like
-the model faults (``faults_model``).
+the model faults (``faults.model``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from pydantic import Field
 
-from recdrill.drills.catalogue import FaultParams, FaultType, register
-from recdrill.drills.faults_model import (
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, register
+from recdrill.drills.faults.server_table import (
     ServerFault,
-    active_server_faults,
     add_server_fault,
     remove_server_fault,
+    server_faults_at,
 )
 from recdrill.drills.target import DrillTarget
 
@@ -29,11 +29,6 @@ POINT = "cache"
 class CacheFaultParams(FaultParams):
     rate: float = Field(1.0, ge=0, le=1, description="share of cache lookups (and stores) hit")
     ttl_s: float = Field(600.0, gt=0, le=3600, description="the server drops the fault after this")
-
-
-def server_faults_at(target: DrillTarget, point: str, kind: str) -> list[str]:
-    """The server's active ``point/kind`` faults (and any failure to list them)."""
-    return [f for f in active_server_faults(target) if f.startswith((f"{point}/{kind} ", "cannot "))]
 
 
 def _inject(kind: str) -> Callable[[DrillTarget, Any], ServerFault]:

@@ -82,7 +82,7 @@ def read_signals(text: str) -> dict[str, float | frozenset[str]]:
 
 
 @dataclass
-class SignalWatcher:
+class AlertWatcher:
     """Polls ``/metrics`` every ``every_s`` and records signal events; run it as an asyncio task."""
 
     every_s: float = 1.0

@@ -20,8 +20,8 @@ import pytest
 
 from recdrill.cli import main
 from recdrill.data.snapshot import ShopSnapshot
-from recdrill.drills.catalogue import fault_type
-from recdrill.drills.faults_traffic import drift_items, rarely_bought
+from recdrill.drills.faults.catalogue import fault_type
+from recdrill.drills.faults.traffic import drift_items, rarely_bought
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
 from recdrill.errors import ConfigError

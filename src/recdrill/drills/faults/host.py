@@ -19,13 +19,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import Field
 
-from recdrill.drills.catalogue import FaultParams, FaultType, Observations, register
-from recdrill.drills.faults_model import FaultRefusedError
+from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
+from recdrill.drills.faults.server_table import FaultRefusedError
 from recdrill.drills.target import DrillTarget
+from recdrill.procs import cpu_seconds, is_running, mem_available_mib
 
 MAX_MEMORY_SHARE = 0.8  # of MemAvailable: leave the server (and the machine) room to live
 READY_TIMEOUT_S = 30.0  # plus 1 s per 100 MiB to touch
@@ -78,7 +78,7 @@ class MemoryParams(FaultParams):
 
 
 @dataclass
-class Children:
+class HostFaultProcesses:
     """The child processes of one injected host fault."""
 
     fault: str
@@ -92,41 +92,8 @@ class Children:
 
 
 # Every child this module started and has not reaped: leftovers() names the live ones.
-_CHILDREN: list[Children] = []
+_CHILDREN: list[HostFaultProcesses] = []
 _LOCK = threading.Lock()
-
-
-def mem_available_mib() -> int | None:
-    """MemAvailable from /proc/meminfo, in MiB; None where there is no /proc."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
-        return None
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live or zombie process, from /proc/PID/stat; None when gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-def is_running(proc: subprocess.Popen[bytes]) -> bool:
-    """Alive and not a zombie, without reaping it (revert still reads its CPU time)."""
-    if proc.returncode is not None:
-        return False
-    try:
-        stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    except OSError:
-        return proc.poll() is None
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def _spawn(code: str, *args: object, stdout: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
@@ -138,17 +105,19 @@ def _spawn(code: str, *args: object, stdout: int = subprocess.DEVNULL) -> subpro
     )
 
 
-def _track(children: Children) -> Children:
+def _track(children: HostFaultProcesses) -> HostFaultProcesses:
     with _LOCK:
         _CHILDREN.append(children)
     return children
 
 
-def _reap(children: Children) -> tuple[float | None, float]:
+def _reap(children: HostFaultProcesses) -> tuple[float | None, float]:
     """Kill and reap every child; their total CPU seconds (None where unreadable) and time alive."""
     total: float | None = 0.0
     for proc in children.procs:
-        used = cpu_seconds(proc.pid) if proc.returncode is None else None  # before reaping: /proc goes
+        used = (
+            cpu_seconds(proc.pid) if proc.returncode is None else None
+        )  # read before reaping
         total = None if total is None or used is None else total + used
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -162,11 +131,11 @@ def _reap(children: Children) -> tuple[float | None, float]:
     return total, time.monotonic() - children.started
 
 
-def inject_cpu_hog(target: DrillTarget, params: CpuHogParams) -> Children:
-    target.require("cpu-hog", "local")
+def inject_cpu_hog(target: DrillTarget, params: CpuHogParams) -> HostFaultProcesses:
+    target.need_local("cpu-hog")
     count = params.processes or os.cpu_count() or 1
     procs: list[subprocess.Popen[bytes]] = []
-    children = _track(Children("cpu-hog", procs))
+    children = _track(HostFaultProcesses("cpu-hog", procs))
     try:
         for _ in range(count):
             procs.append(_spawn(HOG_CODE, params.ttl_s, os.getpid()))
@@ -176,7 +145,7 @@ def inject_cpu_hog(target: DrillTarget, params: CpuHogParams) -> Children:
     return children
 
 
-def revert_cpu_hog(_: DrillTarget, __: CpuHogParams, children: Children) -> Observations:
+def revert_cpu_hog(_: DrillTarget, __: CpuHogParams, children: HostFaultProcesses) -> Observations:
     if children.result is None:
         cpu_s, alive_s = _reap(children)
         children.result = {
@@ -197,13 +166,13 @@ def memory_refusal(mib: int, available_mib: int | None) -> str | None:
     )
 
 
-def inject_memory(target: DrillTarget, params: MemoryParams) -> Children:
-    target.require("memory-pressure", "local")
+def inject_memory(target: DrillTarget, params: MemoryParams) -> HostFaultProcesses:
+    target.need_local("memory-pressure")
     refusal = memory_refusal(params.mib, mem_available_mib())
     if refusal:
         raise FaultRefusedError(refusal)
     proc = _spawn(MEMORY_CODE, params.ttl_s, os.getpid(), params.mib, stdout=subprocess.PIPE)
-    children = _track(Children("memory-pressure", [proc]))
+    children = _track(HostFaultProcesses("memory-pressure", [proc]))
     # Return only once the memory is resident: the drill times the fault from here.
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT_S + params.mib / 100)
@@ -217,7 +186,7 @@ def inject_memory(target: DrillTarget, params: MemoryParams) -> Children:
     return children
 
 
-def revert_memory(target: DrillTarget, params: MemoryParams, children: Children) -> Observations:
+def revert_memory(target: DrillTarget, params: MemoryParams, children: HostFaultProcesses) -> Observations:
     if children.result is None:
         _, alive_s = _reap(children)
         children.result = {"processes": len(children.procs), "mib": params.mib, "alive_s": round(alive_s, 2)}
@@ -227,7 +196,7 @@ def revert_memory(target: DrillTarget, params: MemoryParams, children: Children)
 def _live(fault: str) -> list[str]:
     with _LOCK:
         owned = [c for c in _CHILDREN if c.fault == fault]
-    live = [p.pid for c in owned for p in c.procs if is_running(p)]
+    live = [p.pid for c in owned for p in c.procs if is_running(p.pid)]
     return [f"{fault} process {pid}" for pid in live]
 
 

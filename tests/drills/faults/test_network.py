@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from recdrill.cli import main
-from recdrill.drills.catalogue import fault_type
-from recdrill.drills.proxy import LoopbackProxy
+from recdrill.drills.faults.catalogue import fault_type
+from recdrill.drills.faults.proxy import LoopbackProxy
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
 from recdrill.errors import ConfigError
 from recdrill.serving.process import ServerProcess

@@ -13,16 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
-from recdrill.drills.catalogue import fault_type
-from recdrill.drills.faults_artifact import served_versions
-from recdrill.drills.replayer import ReplayPlan, score_answer
+from recdrill.drills.faults.catalogue import fault_type
+from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.target import DrillTarget, FaultUnavailableError
 from recdrill.errors import ConfigError
+from recdrill.eval.metrics import ndcg_of_item
 from recdrill.registry import Registry, init_keys
-from recdrill.registry.keys import HOME_ENV, KeyFiles
+from recdrill.registry.keys import KeyFiles
 from recdrill.serving.process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
@@ -71,7 +72,7 @@ def plan() -> ReplayPlan:
 
 
 def both_workers(target: DrillTarget) -> dict[str, str]:
-    seen = served_versions(target, probes=60)
+    seen = target.served_versions(probes=60)
     assert len(seen) == 2, f"expected answers from both workers, got {seen}"
     return seen
 
@@ -83,7 +84,7 @@ def mean_ndcg(target: DrillTarget, plan: ReplayPlan) -> float:
         for user, true_next in list(zip(plan.user_ids, plan.targets, strict=True))[:QUALITY_USERS]:
             answer = client.post("/v1/recommend", json={"user_id": user})
             assert answer.status_code == 200 and answer.json()["served_by"] == "primary", answer.text
-            total += score_answer([i["item_id"] for i in answer.json()["items"]], true_next)[1]
+            total += ndcg_of_item([i["item_id"] for i in answer.json()["items"]], true_next)
     return total / QUALITY_USERS
 
 
