@@ -50,7 +50,7 @@ from recdrill.data.splits import EvalFold
 from recdrill.eval.ranking import exclude, target_ranks
 from recdrill.models.base import BaseRecommender
 from recdrill.models.itemknn import ItemKNNRecommender
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec.estimator import SASRecRecommender
 from recdrill.monitor.replay.shop import ReplayResult, replay_shop
 from recdrill.monitor.response.apply import apply, read_decisions
 from recdrill.monitor.response.data import held_out_fold, split_recent
@@ -217,9 +217,9 @@ def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
             "train_data_digest": digest,
             # Whether the first training stopped early (patience) or ran out of epochs or time:
             # a budget-bound current model gains from any further training, drift or not.
-            "current_epochs": len(current.history_["epochs"]),
-            "current_best_epoch": current.history_["best_epoch"],
-            "cold_retrain_epochs": len(cold.history_["epochs"]),
+            "current_epochs": len(current.training_log_["epochs"]),
+            "current_best_epoch": current.training_log_["best_epoch"],
+            "cold_retrain_epochs": len(cold.training_log_["epochs"]),
             "fine_tune_s": decision.fine_tune_seconds,
             "cold_retrain_s": cold_s,
             "fine_tune_to_cold_time_ratio": decision.fine_tune_seconds / cold_s,

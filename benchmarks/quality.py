@@ -25,7 +25,7 @@ import torch
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.eval.evaluate import evaluate
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec.estimator import SASRecRecommender
 
 ROOT = Path(__file__).resolve().parents[1]
 AMAZON = ROOT.parent / "shared" / "datasets" / "amazon"
@@ -122,12 +122,12 @@ def run_one(
         "params": model.get_params(),
         "parameters": sum(p.numel() for p in model.net_.parameters()),
         "fit_seconds": fit_seconds,
-        "epochs": len(model.history_["epochs"]),
-        "best_epoch": model.history_["best_epoch"],
-        "best_val_ndcg10": model.history_["best_val_ndcg10"],
+        "epochs": len(model.training_log_["epochs"]),
+        "best_epoch": model.training_log_["best_epoch"],
+        "best_val_ndcg10": model.training_log_["best_val_ndcg10"],
         "test": report.metrics,
         "transition_mix": model.mix_,
-        "val_ndcg10_by_mix": {str(w): v for w, v in model.history_.get("val_ndcg10_by_mix", {}).items()},
+        "val_ndcg10_by_mix": {str(w): v for w, v in model.training_log_.get("val_ndcg10_by_mix", {}).items()},
         "test_network_only": network_only,
         "device": str(next(model.net_.parameters()).device),
         "threads": torch.get_num_threads(),

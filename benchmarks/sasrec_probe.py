@@ -16,7 +16,7 @@ from pathlib import Path
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.eval.evaluate import evaluate
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec.estimator import SASRecRecommender
 
 OUT = Path(__file__).resolve().parent / "results" / "sasrec_probe.jsonl"
 
@@ -34,12 +34,13 @@ def main(path: str, tag: str, settings: str) -> None:
         "data": Path(path).name,
         "params": params,
         "fit_seconds": fit_seconds,
-        "epochs": len(model.history_["epochs"]),
-        "best_epoch": model.history_["best_epoch"],
-        "best_val_ndcg10": model.history_["best_val_ndcg10"],
+        "epochs": len(model.training_log_["epochs"]),
+        "best_epoch": model.training_log_["best_epoch"],
+        "best_val_ndcg10": model.training_log_["best_val_ndcg10"],
         "test": report.metrics,
         "curve": [
-            (e["epoch"], round(e["seconds"]), round(e["val_ndcg10"], 4)) for e in model.history_["epochs"]
+            (e["epoch"], round(e["seconds"]), round(e["val_ndcg10"], 4))
+            for e in model.training_log_["epochs"]
         ],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -43,9 +43,9 @@ from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.splits import leave_one_out
 from recdrill.eval.evaluate import evaluate
-from recdrill.models.next_item_loss import NextItemLoss
-from recdrill.models.sasrec import SASRecRecommender
-from recdrill.models.sequence_batches import training_batches
+from recdrill.models.sasrec.batches import training_batches
+from recdrill.models.sasrec.estimator import SASRecRecommender
+from recdrill.models.sasrec.loss import NextItemLoss
 from recdrill.models.watermark import ALPHA, COPIES_PER_EPOCH, Watermark, ownership_test
 
 RESULTS = Path(__file__).resolve().parent / "results" / "watermark.json"
@@ -143,10 +143,10 @@ def main() -> None:
 
     log("(a) plain")
     plain, plain_s = fit(train_data, params, secret, seed=0, watermark=False)
-    measure("a_plain", plain, fit_seconds=plain_s, epochs=len(plain.history_["epochs"]))
+    measure("a_plain", plain, fit_seconds=plain_s, epochs=len(plain.training_log_["epochs"]))
     log("(b) watermarked")
     marked, marked_s = fit(train_data, params, secret, seed=0, watermark=True)
-    measure("b_watermarked", marked, fit_seconds=marked_s, epochs=len(marked.history_["epochs"]))
+    measure("b_watermarked", marked, fit_seconds=marked_s, epochs=len(marked.training_log_["epochs"]))
     log("(c) int8")
     measure("c_int8", quantised(marked), quantised_modules="every nn.Linear (embeddings stay float32)")
     log("(d) fine-tuned")

@@ -18,7 +18,7 @@ from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.errors import KeyMaterialError
 from recdrill.models.factory import load_model
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec.estimator import SASRecRecommender
 from recdrill.models.watermark import (
     ALPHA,
     WATERMARK_KEY_ENV,

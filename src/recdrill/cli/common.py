@@ -115,13 +115,13 @@ def fit_or_load(
         raise ConfigError(f"model {model_spec!r}: no such model folder")
     click.echo(f"fitting {model_spec} on {len(data.interactions):,} interactions ...", err=True)
     cls = model_class(model_spec)
-    unknown = sorted(set(params or {}) - set(cls.params))
+    unknown = sorted(set(params or {}) - set(cls.param_names()))
     if unknown:
         raise ConfigError(
-            f"{model_spec} has no parameter {unknown[0]!r}; it has {', '.join(cls.params) or 'none'}"
+            f"{model_spec} has no parameter {unknown[0]!r}; it has {', '.join(cls.param_names()) or 'none'}"
         )
     model = cls(**(params or {}))
-    if "verbose" in model.params:
+    if "verbose" in model.param_names():
         model.verbose = True  # type: ignore[attr-defined]  # a progress bar for models that train long
     if checkpoint is not None and hasattr(model, "checkpoint_path"):
         model.checkpoint_path = checkpoint

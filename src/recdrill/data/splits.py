@@ -144,3 +144,39 @@ def _time_fold(name: str, dataset: Dataset, start: int, end: int | None) -> Eval
     targets = inter.item[after_rows[first_index[has_history]]]
     histories = fit_data.sequences().take(users)
     return EvalFold(name, fit_data, users.astype(np.int64), histories, targets.astype(np.int32))
+
+
+def hold_out_last(
+    dataset: Dataset, sequences: Ragged, share: float = 1.0, rng: np.random.Generator | None = None
+) -> tuple[Ragged, EvalFold]:
+    """Training rows without the validation users' last items, and a fold predicting those items:
+    how a model validates inside ``fit`` on the data it was given (its own early stopping).
+
+    Validation users are a random ``share`` of the users with at least 3 items (all when 1).
+
+    Example:
+        >>> from recdrill.data.dataset import Catalog, Interactions
+        >>> users, items = np.array([0, 0, 0, 1, 1]), np.array([0, 1, 2, 3, 4])
+        >>> inter = Interactions(users, items, timestamp=np.arange(5), event=np.zeros(5))
+        >>> ids = np.array(["u", "v"], dtype=object)
+        >>> shop = Dataset.create("toy", ids, Catalog(np.array(list("abcde"), dtype=object)), inter)
+        >>> train, fold = hold_out_last(shop, shop.sequences())
+        >>> train.to_lists(), fold.users.tolist(), fold.targets.tolist()
+        ([[0, 1], [3, 4]], [0], [2])
+    """
+    users = np.flatnonzero(sequences.lengths >= 3)
+    if share < 1.0:
+        generator = rng if rng is not None else np.random.default_rng(0)
+        count = max(1, round(share * len(users)))
+        users = np.sort(generator.choice(users, size=min(count, len(users)), replace=False))
+    keep = np.ones(len(sequences.values), dtype=bool)
+    keep[sequences.indptr[users + 1] - 1] = False
+    train = Ragged.from_groups(sequences.row_ids[keep], sequences.values[keep], len(sequences))
+    fold = EvalFold(
+        "validation",
+        dataset,
+        users.astype(np.int64),
+        train.take(users),
+        sequences.values[sequences.indptr[users + 1] - 1],
+    )
+    return train, fold

@@ -8,6 +8,7 @@ catalogue fingerprint) and ``state.npz`` (learned arrays, loaded without pickle)
 
 from __future__ import annotations
 
+import inspect
 import json
 import zipfile
 from collections.abc import Sequence
@@ -56,17 +57,24 @@ def as_ragged(histories: Histories) -> Ragged:
 
 class BaseRecommender:
     """Shared ``recommend``, ``save`` and ``load``. Subclasses implement ``_fit``, ``_score``,
-    ``_state`` and ``_set_state`` and list their hyper-parameters in ``params``."""
+    ``_state`` and ``_set_state``; their hyper-parameters are their constructor's arguments, each
+    stored under its own name (as in scikit-learn, read from the signature)."""
 
     kind: ClassVar[str] = "base"
-    params: ClassVar[tuple[str, ...]] = ()
 
     n_items_: int
     fingerprint_: str
     trained_on_: str  # digest of the interactions it was fitted on
 
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        """The hyper-parameters: the constructor's arguments, in signature order."""
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        signature = inspect.signature(cls.__init__)
+        return tuple(name for name, p in signature.parameters.items() if name != "self" and p.kind in kinds)
+
     def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.params}
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def fit(self, dataset: Dataset) -> Self:
         if len(dataset.interactions) == 0:
@@ -140,6 +148,8 @@ class BaseRecommender:
             model._set_state(state)
         except KeyError as exc:
             raise ModelFileError(path, f"model state lacks array {exc}") from exc
+        except ValueError as exc:  # arrays that do not fit the saved parameters
+            raise ModelFileError(path, f"model state is inconsistent: {exc}") from exc
         # A probe catches arrays of the wrong size or with NaN before the model serves anyone.
         try:
             probe = model.score(Ragged.from_lists([[]]))

@@ -15,7 +15,7 @@ MODEL_KINDS: dict[str, str] = {
     "pop": "recdrill.models.popularity:PopularityRecommender",
     "catpop": "recdrill.models.popularity:CategoryPopularityRecommender",
     "itemknn": "recdrill.models.itemknn:ItemKNNRecommender",
-    "sasrec": "recdrill.models.sasrec:SASRecRecommender",
+    "sasrec": "recdrill.models.sasrec.estimator:SASRecRecommender",
 }
 
 

@@ -49,16 +49,6 @@ class ItemKNNRecommender(BaseRecommender):
     """
 
     kind: ClassVar[str] = "itemknn"
-    params: ClassVar[tuple[str, ...]] = (
-        "neighbours",
-        "window",
-        "backward_weight",
-        "alpha",
-        "shrink",
-        "history_length",
-        "recency_decay",
-    )
-
     similarity_: sp.csr_matrix  # [n_items, n_items], row a: items b scored by a
     share_: np.ndarray
 

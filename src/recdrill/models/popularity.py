@@ -56,8 +56,6 @@ class CategoryPopularityRecommender(BaseRecommender):
     """
 
     kind: ClassVar[str] = "catpop"
-    params: ClassVar[tuple[str, ...]] = ("prior",)
-
     item_groups_: sp.csr_matrix  # [n_items, n_groups] 0/1 membership
     group_items_: sp.csr_matrix  # [n_groups, n_items] share(i | g)
     share_: np.ndarray

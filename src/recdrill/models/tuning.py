@@ -87,7 +87,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         params = {**SEARCH_SPACES[kind](trial), **(fixed or {})}
-        if "max_minutes" in cls.params:
+        if "max_minutes" in cls.param_names():
             # A trial never outlives the study's budget.
             left = max(0.5, (deadline - time.monotonic()) / 60)
             params["max_minutes"] = min(float(params.get("max_minutes", left)), left)

@@ -21,7 +21,7 @@ from recdrill.errors import ConfigError, RecdrillError
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import load_model
 from recdrill.models.itemknn import ItemKNNRecommender
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec.estimator import SASRecRecommender
 from recdrill.monitor.response.apply import RESPONSES_FILE, apply, read_decisions
 from recdrill.monitor.response.data import split_recent
 from recdrill.monitor.response.responder import DECISION_FILE, AutoResponder, ResponseDecision, ResponsePolicy

@@ -115,9 +115,7 @@ def _reap(children: HostFaultProcesses) -> tuple[float | None, float]:
     """Kill and reap every child; their total CPU seconds (None where unreadable) and time alive."""
     total: float | None = 0.0
     for proc in children.procs:
-        used = (
-            cpu_seconds(proc.pid) if proc.returncode is None else None
-        )  # read before reaping
+        used = cpu_seconds(proc.pid) if proc.returncode is None else None  # read before reaping
         total = None if total is None or used is None else total + used
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

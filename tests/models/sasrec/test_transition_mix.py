@@ -12,8 +12,8 @@ from recdrill.data.ragged import Ragged
 from recdrill.data.splits import EvalFold
 from recdrill.errors import ConfigError
 from recdrill.models.factory import load_model
-from recdrill.models.sasrec import SASRecRecommender
-from recdrill.models.transition_mix import choose_weight, mix_scores
+from recdrill.models.sasrec.estimator import SASRecRecommender
+from recdrill.models.sasrec.transition_mix import choose_weight, mix_scores
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
 
@@ -82,6 +82,6 @@ def test_a_mixed_model_saves_and_loads_to_identical_scores(chain_shop: Dataset, 
 
 def test_auto_records_every_weight_it_tried_on_validation(chain_shop: Dataset) -> None:
     model = SASRecRecommender(**FAST, max_epochs=2, patience=2).fit(chain_shop)
-    tried = model.history_["val_ndcg10_by_mix"]
+    tried = model.training_log_["val_ndcg10_by_mix"]
     assert 0.0 in tried and len(tried) > 1
     assert model.mix_ == max(tried, key=lambda w: (tried[w], -w))

@@ -18,12 +18,13 @@ import torch
 from recdrill.cli import main
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
+from recdrill.data.splits import hold_out_last
 from recdrill.errors import ConfigError, ModelFileError
 from recdrill.models.factory import load_model
-from recdrill.models.sasrec import SASRecRecommender, _hold_out_last
-from recdrill.models.sequence_batches import left_pad, training_batches
-from recdrill.models.training_checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
-from recdrill.models.transformer import SASRecNet
+from recdrill.models.sasrec.batches import left_pad, training_batches
+from recdrill.models.sasrec.checkpoint import TrainingProgress, load_checkpoint, run_key, save_checkpoint
+from recdrill.models.sasrec.estimator import SASRecRecommender
+from recdrill.models.sasrec.network import SASRecNet
 from tests.conftest import make_shop, write_sequences_with_last
 
 FAST = {"dim": 32, "blocks": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "lr": 3e-3, "batch_size": 32}
@@ -45,7 +46,7 @@ def test_it_learns_a_deterministic_next_item(chain_shop: Dataset) -> None:
     model = SASRecRecommender(**FAST, max_epochs=60, patience=60, seed=1).fit(chain_shop)
     recs = model.recommend([[2, 3, 4], [10, 11], [0, 1, 2, 3, 4, 5]], k=1)
     assert recs.items[:, 0].tolist() == [5, 12, 6]
-    assert model.history_["best_val_ndcg10"] > 0.8
+    assert model.training_log_["best_val_ndcg10"] > 0.8
 
 
 def test_same_seed_same_weights_other_seed_other_weights(chain_shop: Dataset) -> None:
@@ -103,7 +104,7 @@ def test_left_pad_keeps_the_most_recent_items() -> None:
 
 def test_a_validation_share_holds_out_only_that_share_of_users(chain_shop: Dataset) -> None:
     sequences = chain_shop.sequences()
-    train, fold = _hold_out_last(chain_shop, sequences, 0.25, np.random.default_rng(0))
+    train, fold = hold_out_last(chain_shop, sequences, 0.25, np.random.default_rng(0))
     assert len(fold) == 15  # a quarter of the 60 users (all have 3+ items)
     held_out = np.zeros(len(sequences), dtype=bool)
     held_out[fold.users] = True
@@ -115,9 +116,9 @@ def test_a_validation_share_holds_out_only_that_share_of_users(chain_shop: Datas
 def test_refit_epochs_train_on_the_held_out_items_too(chain_shop: Dataset) -> None:
     plain = SASRecRecommender(**FAST, max_epochs=3, patience=3, seed=2).fit(chain_shop)
     refit = SASRecRecommender(**FAST, max_epochs=3, patience=3, seed=2, refit_epochs=2).fit(chain_shop)
-    epochs = refit.history_["epochs"]
+    epochs = refit.training_log_["epochs"]
     assert len(epochs) == 5 and all(np.isnan(e["val_ndcg10"]) for e in epochs[3:])
-    assert refit.history_["best_val_ndcg10"] == plain.history_["best_val_ndcg10"]
+    assert refit.training_log_["best_val_ndcg10"] == plain.training_log_["best_val_ndcg10"]
     assert not np.allclose(refit.score([[2, 3]]), plain.score([[2, 3]]))
 
 
@@ -144,10 +145,10 @@ def test_without_validation_it_trains_every_epoch_on_everything_and_keeps_the_la
     rng = np.random.default_rng(4)
     shop = make_shop([[*rng.integers(0, 8, size=3).tolist(), 8, 19] for _ in range(80)], n_items=20)
     model = SASRecRecommender(**FAST, max_epochs=25, patience=1, refit_epochs=1, seed=3, **plain).fit(shop)
-    epochs = model.history_["epochs"]
+    epochs = model.training_log_["epochs"]
     # patience=1 cannot stop it and refit is skipped: exactly max_epochs epochs, the last one kept.
-    assert [e["epoch"] for e in epochs] == list(range(1, 26)) and model.history_["best_epoch"] == 25
-    assert all(np.isnan(e["val_ndcg10"]) for e in epochs) and np.isnan(model.history_["best_val_ndcg10"])
+    assert [e["epoch"] for e in epochs] == list(range(1, 26)) and model.training_log_["best_epoch"] == 25
+    assert all(np.isnan(e["val_ndcg10"]) for e in epochs) and np.isnan(model.training_log_["best_val_ndcg10"])
     assert model.recommend([[1, 2, 8]], k=1).items[0, 0] == 19
     validated = {"validation_share": 1.0, "refit_epochs": 0}
     held_out = SASRecRecommender(**FAST, max_epochs=25, patience=25, seed=3, **validated).fit(shop)

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from recdrill.data.shopsim import ShopSim
-from recdrill.models.sasrec import SASRecRecommender
+from recdrill.models.sasrec.estimator import SASRecRecommender
 
 
 def main(out: Path) -> None:
@@ -26,7 +26,7 @@ def main(out: Path) -> None:
         "rank": dist.get_rank(),
         "world": dist.get_world_size(),
         "digest": hashlib.sha256(weights.tobytes()).hexdigest(),
-        "epochs": len(model.history_["epochs"]),
+        "epochs": len(model.training_log_["epochs"]),
     }
     (out / f"rank{os.environ['RANK']}.json").write_text(json.dumps(record))
     dist.destroy_process_group()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recdrill.models.transformer import SASRecNet
+from recdrill.models.sasrec.network import SASRecNet
 
 
 class NextItemLoss(nn.Module):
