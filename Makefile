@@ -20,6 +20,8 @@ lint: $(BIN)/recdrill
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/mirror.py --min-share 0.85
 
 test: lint
 	$(BIN)/pytest -q -m "not ray"

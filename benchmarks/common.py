@@ -33,7 +33,7 @@ from recdrill.data.ragged import Ragged
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.eval.ranking import exclude, top_k
 from recdrill.models.base import Recommender
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 K = 10
 N_USERS_CYCLED = 2000

@@ -40,8 +40,8 @@ from typing import Any
 import httpx
 
 from common import machine_brief, train_itemknn, write_report
-from recdrill.serving.process import ServerProcess
-from recdrill.serving.workers import WorkerRef
+from recdrill.procs import ProcessRef
+from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "feedback_kill.json"
 DATA = "shopsim:n_items=500,n_users=400,n_events=8000"  # the model only has to load; feedback is the load
@@ -159,7 +159,7 @@ def kill_loop(model: Path, state: Path, args: argparse.Namespace) -> tuple[dict[
                     whole += 1
                 else:
                     wait_for(server.worker_pids, 60)  # a replacement may still be on its way
-                    WorkerRef.of(rng.choice(server.worker_pids())).signal(signal.SIGKILL)
+                    ProcessRef.of(rng.choice(server.worker_pids())).signal(signal.SIGKILL)
                     workers += 1
                 if k % 10 == 0:
                     print(f"  {k} kills, {clients.tally.acks()} acknowledged", flush=True)

@@ -7,7 +7,7 @@ BLAS thread per replica, access logs off) and answer ``POST /v1/recommend {"user
 - ``plain``: the textbook deployment: a class whose ``__call__(request)`` parses the JSON, scores the
   user's history, removes it and returns the top 10; requests arrive through Ray's HTTP proxy, which
   forwards each one to a replica as a Ray actor call.
-- ``recdrill``: ``recdrill.serving.ray_backend`` as ``recdrill serve --backend ray`` runs it: the full
+- ``recdrill``: ``recdrill.serving.runtime.ray_backend`` as ``recdrill serve --backend ray`` runs it: the full
   app (tier router, metrics, strict bodies) with Ray Serve's direct ingress: HAProxy in front, each
   replica answering HTTP itself.
 - ``recdrill_via_proxy`` (diagnostic): the same full app behind Ray's Python proxy, to separate what
@@ -58,8 +58,8 @@ from common import (
 )
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
-from recdrill.serving.ray_backend import RayOptions, StopServing, ray_cluster, serve_forever
-from recdrill.serving.ray_process import RayServerProcess
+from recdrill.serving.runtime.ray_backend import RayOptions, StopServing, ray_cluster, serve_forever
+from recdrill.serving.runtime.ray_process import RayServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ray_serve.json"
 REPLICAS = 2

@@ -52,14 +52,9 @@ from common import (
 )
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
-from recdrill.serving.process import (
-    SINGLE_THREAD_ENV,
-    ChildServer,
-    ServerProcess,
-    free_port,
-    spawn,
-    wait_ready,
-)
+from recdrill.serving.runtime.child import ChildServer, free_port, spawn, wait_ready
+from recdrill.serving.runtime.local_backend import SINGLE_THREAD_ENV
+from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving_overhead.json"
 

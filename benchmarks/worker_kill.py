@@ -48,9 +48,9 @@ import numpy as np
 
 from common import K, machine_brief, percentile, sample_users, train_itemknn, write_report
 from light_client import Outcome, bodies, closed_loop, open_loop
+from recdrill.procs import ProcessRef, wait_for_workers
 from recdrill.serving.config import ServeConfig
-from recdrill.serving.process import ServerProcess
-from recdrill.serving.workers import WorkerRef, wait_for_workers
+from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "worker_kill.json"
 
@@ -108,7 +108,7 @@ def kill_run(
     def killer() -> None:
         time.sleep(seconds / 3)
         before = server.worker_pids()
-        victim = WorkerRef.of(before[0])
+        victim = ProcessRef.of(before[0])
         victim.signal(signal.SIGKILL)
         killed_at = time.monotonic()
         timing["killed_pid"], timing["killed_at"] = victim.pid, killed_at

@@ -25,14 +25,10 @@ from dataclasses import dataclass
 
 import psutil
 
-from recdrill.errors import RecdrillError
+from recdrill.errors import ProcessGoneError
 
 SPAWNED_WORKER_FLAG = "--multiprocessing-fork"
 _GONE = (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError)
-
-
-class ProcessGoneError(RecdrillError):
-    """A process could not be found (it exited, or its pid was never used)."""
 
 
 def _process(pid: int) -> psutil.Process | None:

@@ -11,7 +11,7 @@ import pytest
 
 from recdrill.chaos.probes import fallback_share
 from recdrill.cli import main
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "chaos-test-key"

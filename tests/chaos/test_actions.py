@@ -6,9 +6,8 @@ import pytest
 
 from recdrill.chaos import actions
 from recdrill.chaos.probes import active_faults
-from recdrill.drills.target import FaultUnavailableError
-from recdrill.errors import ConfigError
-from recdrill.serving.process import ServerProcess
+from recdrill.errors import ConfigError, FaultUnavailableError
+from recdrill.serving.runtime.local_process import ServerProcess
 from tests.chaos.conftest import server_faults
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 from tests.chaos.conftest import KEY, server_faults
 from tests.conftest import REPO_ROOT
 

@@ -17,7 +17,7 @@ from recdrill.drills.runner import DrillRunner
 from recdrill.drills.scenario import parse_scenario
 from recdrill.drills.target import DrillTarget
 from recdrill.errors import ConfigError
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 from tests.chaos.conftest import DATA, KEY
 
 HYPOTHESES = [

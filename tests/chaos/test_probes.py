@@ -6,7 +6,7 @@ import pytest
 
 from recdrill.chaos import actions, probes
 from recdrill.errors import ConfigError
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 from tests.chaos.conftest import USERS
 
 

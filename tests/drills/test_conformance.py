@@ -34,7 +34,7 @@ from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.target import DrillTarget
 from recdrill.registry import Registry, init_keys
 from recdrill.registry.keys import KeyFiles
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "conformance-key"

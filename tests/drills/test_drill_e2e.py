@@ -20,11 +20,12 @@ from recdrill.data.splits import leave_one_out
 from recdrill.drills.faults.process import stopped_workers
 from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
-from recdrill.drills.runner import DrillError, DrillRunner
+from recdrill.drills.runner import DrillRunner
 from recdrill.drills.scenario import parse_scenario
 from recdrill.drills.target import DrillTarget
+from recdrill.errors import DrillError
 from recdrill.procs import is_stopped
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "drill-test-key"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from recdrill.cli import main
+from recdrill.errors import DrillError
 from recdrill.security.tls import TlsFiles, make_dev_certificate
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=300,n_users=200,n_events=3000"
 KEY = "https-drill-key"
@@ -76,7 +77,7 @@ def test_a_drill_runs_end_to_end_over_verified_https(
 def test_without_the_bundle_the_drill_stops_before_any_traffic(
     drill: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([*drill, "--out", str(tmp_path / "out")]) == 1
+    assert main([*drill, "--out", str(tmp_path / "out")]) == DrillError.exit_code
     err = capsys.readouterr().err
     (line,) = [entry for entry in err.splitlines() if entry.startswith("recdrill: error:")]
     assert "CERTIFICATE_VERIFY_FAILED" in line and "--ca-bundle" in line

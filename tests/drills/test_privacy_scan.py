@@ -28,7 +28,7 @@ from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillRunner
 from recdrill.drills.scenario import parse_scenario
 from recdrill.drills.target import DrillTarget
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=300,n_users=250,n_events=5000"
 KEY = "privacy-admin-key"

@@ -16,8 +16,8 @@ from recdrill.data.shopsim import ShopSim
 from recdrill.data.shopsim.config import DriftConfig
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.monitor.replay.shop import replay_shop
-from recdrill.serving.feedback_export import export_feedback
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.feedback.export import export_feedback
+from recdrill.serving.runtime.local_process import ServerProcess
 
 SHOP = "shopsim:n_items=500,n_users=400,n_events=8000"
 

@@ -26,7 +26,7 @@ from recdrill.security.audit import AuditLog, AuditRecord
 from recdrill.security.keystore import KeyStore
 from recdrill.serving.app import create_app
 from recdrill.serving.config import ServeConfig
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 SHOP = "shopsim:n_items=500,n_users=400,n_events=8000"
 BOOTSTRAP_KEY = "bootstrap-admin-secret"
@@ -138,7 +138,14 @@ def call(client: httpx.Client, method: str, route: str, key: str | None) -> http
 def test_the_matrix_covers_every_route_of_the_app(tmp_path: Path) -> None:
     app = create_app(ServeConfig(tmp_path / "model", tmp_path / "state"))
     routes: set[tuple[str, str]] = set()
-    for route in app.routes:  # a mount or websocket has no methods: "*" keeps it in the comparison
+    pending = list(app.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # an included APIRouter: its own routes
+        if included is not None:
+            pending.extend(included.routes)
+            continue
+        # A mount or websocket has no methods: "*" keeps it in the comparison.
         path = str(getattr(route, "path", route))
         routes |= {(method, path) for method in getattr(route, "methods", None) or {"*"}}
     assert routes == set(NEEDS), "a route was added or removed: give it a role in NEEDS"

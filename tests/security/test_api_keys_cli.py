@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from recdrill.cli.api_keys import API_KEY_COMMANDS
-from recdrill.errors import DataFileNotFoundError, RecdrillError
+from recdrill.errors import DataFileNotFoundError, KeyNameError, KeyStoreError, RecdrillError
 from recdrill.security.audit import AuditLog, PendingAudit
-from recdrill.security.keystore import KeyNameError, KeyStore, KeyStoreError
+from recdrill.security.keystore import KeyStore
 from recdrill.security.roles import Role
 
 

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from recdrill.errors import ConfigError
-from recdrill.security.keystore import (
-    KeyNameError,
-    KeyStore,
-    KeyStoreError,
-    default_key_store_path,
-    served_key_store_path,
-)
+from recdrill.errors import ConfigError, KeyNameError, KeyStoreError
+from recdrill.security.keystore import KeyStore, default_key_store_path, served_key_store_path
 from recdrill.security.roles import Role
 
 

@@ -17,7 +17,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from recdrill.cli import main
-from recdrill.errors import ConfigError
+from recdrill.contract import WORKER_HEADER
+from recdrill.errors import ConfigError, ServerStartError
 from recdrill.security.tls import (
     TlsFiles,
     certificate_hosts,
@@ -26,7 +27,7 @@ from recdrill.security.tls import (
     make_dev_certificate,
     validate_server_files,
 )
-from recdrill.serving.process import WORKER_HEADER, ServerProcess, ServerStartError
+from recdrill.serving.runtime.local_process import ServerProcess
 
 SHOP = "shopsim:n_items=300,n_users=200,n_events=3000"
 USER = {"user_id": "U-000001", "k": 5}

@@ -22,7 +22,7 @@ from recdrill.cli import main
 from recdrill.data.pseudonymise import Pseudonymiser, load_pseudonym_key
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.eval.ranking import top_k
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 ADMIN_KEY = "test-admin-key"
 ADMIN = {"X-API-Key": ADMIN_KEY}

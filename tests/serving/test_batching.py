@@ -15,7 +15,7 @@ from recdrill.data.shopsim import ShopSim
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.serving.batching import MicroBatcher
-from recdrill.serving.faults import FaultPoint, FaultStore
+from recdrill.serving.fault_points import FaultPoint, FaultStore
 from recdrill.serving.router import TierRouter
 from recdrill.serving.tiers import ModelTier, PopularityTier, TierRequest
 

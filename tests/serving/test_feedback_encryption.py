@@ -21,9 +21,10 @@ import pytest
 from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.registry.keys import DATA_KEY_ENV, KeyFiles, init_keys, load_data_keyring
-from recdrill.serving.feedback import FeedbackEvent, FeedbackLog
-from recdrill.serving.feedback_crypto import PSEUDONYMS_ONLY_ENV, UserIdSealer
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.feedback.crypto import PSEUDONYMS_ONLY_ENV, UserIdSealer
+from recdrill.serving.feedback.log import FeedbackLog
+from recdrill.serving.feedback.schema import FeedbackEvent
+from recdrill.serving.runtime.local_process import ServerProcess
 
 SHOP = "shopsim:n_items=300,n_users=200,n_events=4000"
 USERS = [f"customer-{i:04d}-zq" for i in range(25)]  # distinctive: found in the bytes if stored raw

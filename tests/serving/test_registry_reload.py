@@ -22,8 +22,8 @@ from recdrill._home import HOME_ENV
 from recdrill.cli import main
 from recdrill.registry import Registry, init_keys
 from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, KeyFiles
-from recdrill.serving.process import ServerProcess
-from recdrill.serving.registry_models import materialise_version
+from recdrill.serving.registry_source import materialise_version
+from recdrill.serving.runtime.local_process import ServerProcess
 from tests.registry.test_tamper import (
     edit_metrics,
     flip_bit,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from recdrill.cli import main
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 from tests.serving.test_app import metric
 
 KEY = "reload-key"

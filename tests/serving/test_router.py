@@ -18,7 +18,7 @@ from recdrill.models.base import BaseRecommender
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.serving.batching import MicroBatcher
 from recdrill.serving.breaker import BreakerConfig, BreakerState, CircuitBreaker
-from recdrill.serving.faults import FaultPoint, FaultStore
+from recdrill.serving.fault_points import FaultPoint, FaultStore
 from recdrill.serving.router import Route, RoutedAnswer, TierRouter
 from recdrill.serving.tiers import ModelTier, PopularityTier, TierAnswer, TierRequest
 

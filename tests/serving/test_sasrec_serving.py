@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from recdrill.cli import main
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=300,n_users=200,n_events=4000"
 

@@ -27,15 +27,11 @@ from typing import Any
 from recdrill.chaos.target import ADMIN_KEY_ENV, DEFAULT_BASE_URL, drill_target
 from recdrill.drills.faults.catalogue import FaultParams, FaultType, fault_type
 from recdrill.drills.target import DrillTarget
-from recdrill.errors import ConfigError, RecdrillError
+from recdrill.errors import ConfigError, RevertError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RevertError", "active_fault_ids", "inject_fault", "revert_all", "revert_fault"]
-
-
-class RevertError(RecdrillError):
-    """One or more faults could not be reverted (they stay registered, so a later revert retries)."""
 
 
 @dataclass

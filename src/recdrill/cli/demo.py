@@ -11,7 +11,7 @@ from recdrill.cli.app import cli
 from recdrill.cli.common import DATA_HELP
 from recdrill.cli.drills import SCENARIO_HELP, interruptible, run_and_report, scenario_from, summary
 from recdrill.cli.local_deployment import LocalDeployment
-from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed
+from recdrill.serving.runtime.ray_backend import RayOptions, ensure_ray_installed
 
 
 @cli.command("demo")

@@ -10,11 +10,10 @@ import click
 from recdrill._home import recdrill_home
 from recdrill.cli.app import cli
 from recdrill.cli.registry import home_option
+from recdrill.contract import FEEDBACK_DB
 from recdrill.errors import ConfigError
 from recdrill.registry.keys import load_data_keyring
-from recdrill.serving.feedback_export import count_withheld, export_feedback
-
-DB_NAME = "feedback.db"
+from recdrill.serving.feedback.export import count_withheld, export_feedback
 
 
 def parse_since(text: str) -> float:
@@ -83,7 +82,7 @@ def export_command(
     unless --reveal-users; quarantined events are left out unless --include-quarantined."""
     keyring = load_data_keyring(home or recdrill_home()) if reveal_users else None
     moment = None if since is None else parse_since(since)
-    db = state_dir / DB_NAME
+    db = state_dir / FEEDBACK_DB
     count = export_feedback(db, out, moment, reveal=keyring, include_quarantined=include_quarantined)
     # Counted after the export, on a snapshot of its own: a server still quarantining may move it.
     withheld = 0 if include_quarantined else count_withheld(db, moment)

@@ -51,7 +51,7 @@ def rotate_command(home: Path | None, feedback_db: Path | None) -> None:
 
     def reencrypt(keyring: DataKeyring, new_key: DataKey) -> None:
         if feedback_db is not None:
-            from recdrill.serving.feedback_crypto import reencrypt_feedback  # only this option needs it
+            from recdrill.serving.feedback.crypto import reencrypt_feedback  # only this option needs it
 
             rows.append(reencrypt_feedback(feedback_db, keyring, new_key))
 

@@ -21,9 +21,9 @@ from recdrill.eval.evaluate import evaluate, format_table
 from recdrill.models.factory import make_model
 from recdrill.security.keystore import served_key_store_path
 from recdrill.security.tls import client_ssl_context, make_dev_certificate
-from recdrill.serving.process import ServerProcess
-from recdrill.serving.ray_backend import RayOptions
-from recdrill.serving.ray_process import RayServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
+from recdrill.serving.runtime.ray_backend import RayOptions
+from recdrill.serving.runtime.ray_process import RayServerProcess
 
 
 @dataclass

@@ -13,9 +13,9 @@ from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.security.tls import validate_server_files
 from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig
-from recdrill.serving.feedback_crypto import load_user_id_sealer
-from recdrill.serving.process import ServerTls, run_server
-from recdrill.serving.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
+from recdrill.serving.feedback.crypto import load_user_id_sealer
+from recdrill.serving.runtime.local_backend import ServerTls, run_server
+from recdrill.serving.runtime.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
 
 # Named, not imported: the workers import them (the CLI wires areas, it does not load them).
 MONITORS = ("recdrill.monitor.live:live_monitor", "recdrill.monitor.anomaly.watch:anomaly_watch")
@@ -186,7 +186,7 @@ def serve_command(
     if (model_dir is None) == (registry_version is None):
         raise click.UsageError("give exactly one of --model and --registry-version")
     if registry_version is not None:
-        from recdrill.serving.registry_models import materialise_version  # loads the signing library
+        from recdrill.serving.registry_source import materialise_version  # loads the signing library
 
         # Refused (tampered, unsigned, wrong key) here, with its reason, before any worker starts.
         model_dir = materialise_version(registry_version, state_dir)

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from recdrill.drills.faults.catalogue import FaultType, catalogue, fault_type
     from recdrill.drills.replayer import Replayer, ReplayPlan
     from recdrill.drills.report import write_report
-    from recdrill.drills.runner import DrillAborted, DrillError, DrillRunner
+    from recdrill.drills.runner import DrillRunner
     from recdrill.drills.scenario import (
         Scenario,
         builtin_names,
@@ -71,7 +71,8 @@ if TYPE_CHECKING:
         load_scenario,
         parse_scenario,
     )
-    from recdrill.drills.target import DrillTarget, FaultUnavailableError, LocalServer, WorkerSource
+    from recdrill.drills.target import DrillTarget, LocalServer, WorkerSource
+    from recdrill.errors import DrillAborted, DrillError, FaultUnavailableError
 
 
 __getattr__ = lazy_getattr("recdrill.drills", _EXPORTS, globals())

@@ -19,7 +19,8 @@ import httpx
 from recdrill.drills.faults.catalogue import catalogue
 from recdrill.drills.faults.process import stopped_workers
 from recdrill.drills.faults.server_table import active_server_faults
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import FaultUnavailableError
 from recdrill.procs import ProcessRef, is_stopped
 
 WORKERS_BACK_S = 30.0  # a killed worker's replacement has this long to start before the check fails

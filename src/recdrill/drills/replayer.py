@@ -7,10 +7,11 @@ coordinated omission).
 
 A failed request may be retried once (``retry=True``), as a resilient client would: ``/v1/recommend``
 is idempotent (reading it twice changes nothing), so a second try is safe. Retried are the failures
-that say "this attempt did not reach a working server": the connection was refused, reset or closed
-without a response (a worker died: see ``recdrill.serving.process``), or 502/503/504. Not retried:
-a client timeout (the request's time budget is spent, and under overload a retry adds load), 429
-(the server asked for fewer requests, not more) and other statuses (a retry would fail the same way).
+that say "this attempt did not reach a working server" (the rule is :mod:`recdrill.drills.retry`):
+the connection was refused, reset or closed without a response (a worker died), or 502/503/504. Not
+retried: a client timeout (the request's time budget is spent, and under overload a retry adds
+load), 429 (the server asked for fewer requests, not more) and other statuses (a retry would fail
+the same way).
 Each record keeps the first attempt's outcome, so reports show availability on first try and after
 the retry separately. Feedback posts are never replayed this way: a lost connection does not say
 whether the event was committed, so a blind retry could store it twice (the feedback log
@@ -18,7 +19,7 @@ deduplicates only events that carry a client ``event_id``).
 
 With ``feedback=True`` (opt-in; off for drills) each answered request is followed by a
 ``/v1/feedback`` post of the user's true next item (a ``click``), as if the user then took it: the
-labels a canary judge scores each arm by (``recdrill.serving.canary``). The post is sent after the
+labels a canary judge scores each arm by (``recdrill.serving.canary.controller``). The post is sent after the
 answer's latency is taken, and its status is kept in the record.
 
 An https ``base_url`` is verified (chain and host name) against the ``verify`` context, by default

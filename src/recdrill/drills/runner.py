@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from recdrill.contract import API_KEY_HEADER
 from recdrill.drills.alerts import AlertWatcher
 from recdrill.drills.cleanliness import TargetSnapshot, cleanliness_report, run_rollback
 from recdrill.drills.faults.catalogue import fault_type
@@ -35,19 +36,11 @@ from recdrill.drills.scenario import Scenario
 from recdrill.drills.target import DrillTarget
 from recdrill.drills.timeline import RequestTable, window_stats
 from recdrill.drills.verdicts import StepRun
-from recdrill.errors import RecdrillError
+from recdrill.errors import DrillAborted, DrillError, RecdrillError
 from recdrill.security.tls import is_verification_failure
 
 log = logging.getLogger(__name__)
 TTL_MARGIN_S = 5.0  # a server-held fault outlives its step by this much only if the runner cannot remove it
-
-
-class DrillError(RecdrillError):
-    """The drill could not run: the target was not there, or lacks what a fault needs."""
-
-
-class DrillAborted(RecdrillError):
-    """An abort condition held for its whole window: the blast radius was exceeded."""
 
 
 @dataclass
@@ -81,7 +74,7 @@ class DrillRunner:
             timeout_s=traffic.timeout_s,
             verify=self.target.verify,
             retry=traffic.retry,
-            api_key=self.target.traffic_headers.get("X-API-Key"),
+            api_key=self.target.traffic_headers.get(API_KEY_HEADER),
         )
         audit = FeedbackAudit(self.target.plan, traffic.feedback_rate, traffic.seed)
         watcher = AlertWatcher()

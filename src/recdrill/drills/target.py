@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import httpx
 
 from recdrill.contract import API_KEY_HEADER, WORKER_HEADER
-from recdrill.errors import RecdrillError
+from recdrill.errors import FaultUnavailableError
 from recdrill.procs import worker_pids
 from recdrill.security.tls import client_ssl_context
 
@@ -44,10 +44,6 @@ NEED_HELP = {
     "plan": "a replay plan of users and their true next items (--data)",
     "local": "a deployment on this machine (CPU and memory pressure act on this host)",
 }
-
-
-class FaultUnavailableError(RecdrillError):
-    """A fault needs something of the target that this drill does not have."""
 
 
 class WorkerSource(Protocol):

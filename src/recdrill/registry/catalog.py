@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recdrill._sqlite import switch_to_wal
+from recdrill._sqlite import switch_to_wal, transaction
 from recdrill.errors import VersionNotFoundError
 from recdrill.registry.manifest import ManifestRecord
 from recdrill.registry.stages import Stage
@@ -169,12 +169,7 @@ class Catalog:
         failing, a read one (WAL) sees a consistent snapshot without waiting for writers."""
         connection = self._connect()
         try:
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
+            with transaction(connection, immediate=write):
                 yield CatalogSession(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
         finally:
             connection.close()

@@ -27,13 +27,13 @@ from typing import Annotated
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
+from recdrill.contract import API_KEY_HEADER
 from recdrill.data.pseudonymise import scrub_text
 from recdrill.security.audit import AUDIT_SCOPE_KEY, AuditLog, PendingAudit, summarise_body
 from recdrill.security.keystore import KeyStore, hash_key
 from recdrill.security.ratelimit import RateLimiter
 from recdrill.security.roles import Role
 
-API_KEY_HEADER = "X-API-Key"
 BOOTSTRAP_NAME = "env:RECDRILL_ADMIN_KEY"  # ':' cannot appear in a stored key's name
 ACCESS_STATE = "access"  # the attribute of ``app.state`` that holds the AccessControl
 MAX_SUMMARISED_BODY = 64 * 1024

@@ -22,10 +22,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recdrill._sqlite import switch_to_wal
 
@@ -134,13 +134,6 @@ def summarise_body(body: bytes) -> str:
         (k, v) for k, v in fields.items() if isinstance(v, str | int | float | bool) or v is None
     )
     return " ".join(f"{k[:40]}={str(v)[:SUMMARY_VALUE_CHARS]}" for k, v in scalars[:SUMMARY_FIELDS])
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class AuditMiddleware:

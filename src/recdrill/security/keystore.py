@@ -44,7 +44,7 @@ from typing import Any, Self
 
 from recdrill._home import API_KEY_STORE_FILE, recdrill_home, touch_private
 from recdrill._sqlite import switch_to_wal
-from recdrill.errors import ConfigError, RecdrillError
+from recdrill.errors import ConfigError, KeyNameError, KeyStoreError
 from recdrill.security.roles import Role
 
 ENV_KEY_STORE = "RECDRILL_KEY_STORE"
@@ -67,16 +67,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS live_key_name ON api_keys (name) WHERE revoked
 """
 _INDEX_CHARS = 16  # the dictionary finds a key by 64 bits of its digest; the rest is compared
 _COLUMNS = "name, key_sha256, role, created_at, revoked_at, rate_per_s, burst"
-
-
-class KeyStoreError(RecdrillError):
-    """The key store cannot be opened or read."""
-
-    exit_code = 2
-
-
-class KeyNameError(ConfigError):
-    """A key name is malformed, already live, or names no live key."""
 
 
 def default_key_store_path(env: Mapping[str, str] | None = None) -> Path:

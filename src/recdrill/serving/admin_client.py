@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from recdrill.contract import API_KEY_HEADER
 from recdrill.errors import ConfigError, RecdrillError
 
-API_KEY_HEADER = "X-API-Key"
 TIMEOUT_S = 60.0  # a canary start verifies and loads a model: seconds, not milliseconds
 
 

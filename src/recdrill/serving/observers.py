@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +115,7 @@ class NullObserver:
 
 
 def load_factory(spec: str) -> ObserverFactory:
-    """The callable ``module:name`` names.
+    """The callable ``module:name`` names (resolved by :func:`pkgutil.resolve_name`).
 
     Raises:
         ConfigError: the spec is malformed, or the module or the name cannot be imported.
@@ -124,10 +124,11 @@ def load_factory(spec: str) -> ObserverFactory:
     if not sep or not module_name or not name:
         raise ConfigError(f"observer {spec!r} must look like 'package.module:factory'")
     try:
-        module = importlib.import_module(module_name)
+        factory = pkgutil.resolve_name(spec)
     except ImportError as exc:
         raise ConfigError(f"observer {spec!r}: cannot import {module_name} ({exc})") from None
-    factory = getattr(module, name, None)
+    except AttributeError:
+        factory = None
     if not callable(factory):
         raise ConfigError(f"observer {spec!r}: {module_name} has no callable {name!r}")
     return factory  # type: ignore[no-any-return]

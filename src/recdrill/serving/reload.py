@@ -33,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 
+from recdrill.contract import SERVED_MODEL_FILE
 from recdrill.errors import (
     ArtifactRefusedError,
     ConfigError,
@@ -40,13 +41,12 @@ from recdrill.errors import (
     RecdrillError,
     VersionNotFoundError,
 )
-from recdrill.serving.chain import Generation, Shared, load_generation
-from recdrill.serving.registry_models import materialise_version
+from recdrill.serving.generation import Generation, WorkerResources, load_generation
+from recdrill.serving.registry_source import materialise_version
 
 log = logging.getLogger(__name__)
 RETIRE_AFTER_S = 10.0  # far past any request deadline: nothing still uses the old chain by then
 FOLLOW_S = 1.0
-POINTER_FILE = "served_model.json"
 
 
 def server_group() -> str:
@@ -91,10 +91,10 @@ def refusal_reason(exc: BaseException) -> str:
 class ModelReloader:
     """Swaps ``holder.generation`` for a freshly loaded and checked one; one reload at a time."""
 
-    def __init__(self, shared: Shared, group: str | None = None) -> None:
-        self.shared = shared
+    def __init__(self, resources: WorkerResources, group: str | None = None) -> None:
+        self.resources = resources
         self.group = server_group() if group is None else group
-        self.pointer = shared.config.state_dir / POINTER_FILE
+        self.pointer = resources.config.state_dir / SERVED_MODEL_FILE
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # the pointer content this worker failed to load
 
@@ -112,15 +112,15 @@ class ModelReloader:
         registry_version = pointed.get("registry_version")
         if registry_version:
             return self.load_version(registry_version)
-        return load_generation(Path(pointed["model_dir"]), self.shared)
+        return load_generation(Path(pointed["model_dir"]), self.resources)
 
     def load_version(self, version: str) -> Generation:
         """Verify and decrypt registry ``version`` into the state folder, load it, name it ``version``.
 
         Blocking (crypto and disk): call it from a thread on the event loop.
         """
-        folder = materialise_version(version, self.shared.config.state_dir)
-        generation = load_generation(folder, self.shared)
+        folder = materialise_version(version, self.resources.config.state_dir)
+        generation = load_generation(folder, self.resources)
         generation.version = version  # answers name the registry version, not a file digest
         return generation
 
@@ -130,8 +130,8 @@ class ModelReloader:
         Raises:
             ModelFileError, DataFormatError: the new model was refused; the old one keeps serving.
         """
-        folder = Path(model_dir) if model_dir is not None else self.shared.config.model_dir
-        return await self._swap(holder, lambda: load_generation(folder, self.shared), None)
+        folder = Path(model_dir) if model_dir is not None else self.resources.config.model_dir
+        return await self._swap(holder, lambda: load_generation(folder, self.resources), None)
 
     async def reload_version(self, holder: HoldsGeneration, version: str) -> ReloadResult:
         """Serve registry ``version`` if its signature, digests and model checks all hold.
@@ -151,15 +151,15 @@ class ModelReloader:
                 new = await asyncio.to_thread(load)
             except Exception as exc:
                 reason = refusal_reason(exc)
-                self.shared.metrics.reloads.labels("refused").inc()
-                self.shared.metrics.refusals.labels(reason).inc()
+                self.resources.metrics.reloads.labels("refused").inc()
+                self.resources.metrics.refusals.labels(reason).inc()
                 # One line naming the reason; messages name versions, files and key ids, never keys.
                 log.warning("model refused (%s): %s", reason, " ".join(str(exc).split()))
                 raise
             old = holder.generation
             holder.generation = new  # the swap: one rebinding on the event loop
             self._after_swap(old, new)
-            self.shared.metrics.reloads.labels("ok").inc()
+            self.resources.metrics.reloads.labels("ok").inc()
             log.warning("model reloaded: %s -> %s from %s", old.version, new.version, new.model_dir)
             try:
                 self._publish(new.model_dir, new.version, registry_version)
@@ -219,9 +219,9 @@ class ModelReloader:
     def _after_swap(self, old: Generation, new: Generation) -> None:
         # A new model deserves a fresh chance: the model tiers' breakers start closed again.
         for name in ("primary", "fallback"):
-            if name in self.shared.breakers:
-                self.shared.breakers[name].reset()
+            if name in self.resources.breakers:
+                self.resources.breakers[name].reset()
         # Cached lists are dense ids of the old catalogue: meaningless if the catalogue changed.
         if not np.array_equal(old.snapshot.item_ids, new.snapshot.item_ids):
-            self.shared.cache.clear()
+            self.resources.cache.clear()
         asyncio.get_running_loop().call_later(RETIRE_AFTER_S, old.close)

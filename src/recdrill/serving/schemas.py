@@ -7,11 +7,9 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recdrill.serving.faults import FaultKind, FaultPointName, check_fault
+from recdrill.contract import MAX_HISTORY, MAX_K, MAX_LOOKUP
+from recdrill.serving.fault_points import FaultKind, FaultPointName, check_fault
 
-MAX_K = 100
-MAX_HISTORY = 200
-MAX_LOOKUP = 10_000
 EventId = Annotated[str, Field(min_length=1, max_length=128)]  # as FeedbackRequest.event_id
 
 

@@ -25,7 +25,7 @@ from recdrill.errors import ModelError
 from recdrill.eval.ranking import top_k, validate_scores
 from recdrill.serving.batching import MicroBatcher
 from recdrill.serving.cache import CacheKey, LastGoodCache
-from recdrill.serving.faults import CacheFaults, FaultPoint
+from recdrill.serving.fault_points import CacheFaults, FaultPoint
 
 CATEGORY_PRIOR = 0.01  # weight of global popularity under the category term: orders the rest
 

@@ -19,12 +19,12 @@ from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.replayer import ReplayPlan
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
-from recdrill.errors import ConfigError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import ConfigError, FaultUnavailableError
 from recdrill.eval.metrics import ndcg_of_item
 from recdrill.registry import Registry, init_keys
 from recdrill.registry.keys import KeyFiles
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "artifact-fault-key"

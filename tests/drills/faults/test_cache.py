@@ -20,7 +20,7 @@ from recdrill.cli import main
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.target import DrillTarget
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "cache-drill-admin-key"

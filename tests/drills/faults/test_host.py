@@ -14,11 +14,10 @@ import pytest
 from recdrill.cli import main
 from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.faults.host import HostFaultProcesses, memory_refusal
-from recdrill.drills.faults.server_table import FaultRefusedError
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
-from recdrill.errors import ConfigError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import ConfigError, FaultRefusedError, FaultUnavailableError
 from recdrill.procs import cpu_seconds, mem_available_mib
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "host-fault-key"

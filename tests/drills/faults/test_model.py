@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from recdrill.cli import main
 from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.target import DrillTarget
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "model-fault-key"

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from recdrill.cli import main
-from recdrill.drills.faults.proxy import LoopbackProxy, ProxyError
-from recdrill.errors import ConfigError
+from recdrill.drills.faults.proxy import LoopbackProxy
+from recdrill.errors import ConfigError, ProxyError
 from recdrill.security.tls import TlsFiles, make_dev_certificate
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "proxy-test-key"

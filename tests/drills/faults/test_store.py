@@ -20,9 +20,10 @@ import pytest
 
 from recdrill.cli import main
 from recdrill.drills.faults.catalogue import fault_type
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import FaultUnavailableError
 from recdrill.security.keystore import KeyStore
-from recdrill.serving.process import ServerProcess
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "store-drill-admin-key"

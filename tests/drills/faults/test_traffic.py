@@ -23,9 +23,9 @@ from recdrill.data.snapshot import ShopSnapshot
 from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.faults.traffic import drift_items, rarely_bought
 from recdrill.drills.replayer import ReplayPlan
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
-from recdrill.errors import ConfigError
-from recdrill.serving.process import ServerProcess
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import ConfigError, FaultUnavailableError
+from recdrill.serving.runtime.local_process import ServerProcess
 
 DATA = "shopsim:n_items=600,n_users=500,n_events=10000"
 KEY = "traffic-test-key"

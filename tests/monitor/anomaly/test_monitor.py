@@ -13,10 +13,11 @@ import pytest
 from prometheus_client import generate_latest
 
 from recdrill.data.pseudonymise import Pseudonymiser
-from recdrill.errors import ConfigError
+from recdrill.errors import ConfigError, FeedbackLogError
 from recdrill.monitor.anomaly.monitor import AnomalyMonitor, EventBatch, ItemClickSpikeRule, UserBurstRule
-from recdrill.serving.feedback import FeedbackEvent, FeedbackLog, FeedbackLogError
-from recdrill.serving.feedback_export import export_feedback
+from recdrill.serving.feedback.export import export_feedback
+from recdrill.serving.feedback.log import FeedbackLog
+from recdrill.serving.feedback.schema import FeedbackEvent
 from recdrill.serving.metrics import ServingMetrics
 
 KINDS = np.array(["view", "click", "click", "cart", "purchase", "view"], dtype=object)

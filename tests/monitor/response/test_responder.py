@@ -30,7 +30,8 @@ from recdrill.registry.keys import init_keys
 from recdrill.registry.registry import Registry
 from recdrill.registry.stages import Stage
 from recdrill.serving.config import ENV_MODEL_VERSION
-from recdrill.serving.process import ServerProcess, free_port
+from recdrill.serving.runtime.child import free_port
+from recdrill.serving.runtime.local_process import ServerProcess
 
 SHOP = "shopsim:n_items=300,n_users=400,n_events=12000,days=30"
 QUICK = ResponsePolicy(recent_window_s=30 * 86_400.0, min_recent_events=100, min_holdout_users=20)

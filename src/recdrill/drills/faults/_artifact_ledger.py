@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
-from recdrill.errors import RecdrillError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import FaultUnavailableError, RecdrillError
 
 
 @dataclass

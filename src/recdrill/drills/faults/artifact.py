@@ -38,7 +38,8 @@ from recdrill.drills.faults._artifact_ledger import (
     undone_on_error,
 )
 from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import FaultUnavailableError
 from recdrill.procs import environ
 
 NONCE_FILE = "drill-nonce.txt"

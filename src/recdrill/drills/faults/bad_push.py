@@ -26,11 +26,7 @@ from recdrill.drills.faults._artifact_ledger import (
 )
 from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
 from recdrill.drills.target import DrillTarget
-from recdrill.errors import RecdrillError
-
-
-class ArtifactFaultError(RecdrillError):
-    """An artifact fault could not be injected (the server refused a model it should have taken)."""
+from recdrill.errors import ArtifactFaultError
 
 
 def degraded_model(source: Path, dest: Path, seed: int) -> Path:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
-from recdrill.drills.faults.server_table import FaultRefusedError
 from recdrill.drills.target import DrillTarget
+from recdrill.errors import FaultRefusedError
 from recdrill.procs import cpu_seconds, is_running, mem_available_mib
 
 MAX_MEMORY_SHARE = 0.8  # of MemAvailable: leave the server (and the machine) room to live

@@ -25,15 +25,11 @@ from pydantic import Field
 
 from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
 from recdrill.drills.target import DrillTarget, WorkerSource
-from recdrill.errors import RecdrillError
+from recdrill.errors import ProcessFaultError
 from recdrill.procs import ProcessRef, is_stopped
 
 ProcessFaultKind = Literal["kill", "freeze"]
 MIN_WORKERS = 2
-
-
-class ProcessFaultError(RecdrillError):
-    """A process fault could not be injected: no such worker, or too few to fault one safely."""
 
 
 def usable_workers(source: WorkerSource) -> list[int]:
@@ -162,7 +158,7 @@ register(
     FaultType(
         name="worker-kill",
         kind="infrastructure",
-        summary="SIGKILL one serving worker (a Ray Serve replica: see recdrill.serving.ray_process)",
+        summary="SIGKILL one serving worker (a Ray Serve replica: see recdrill.serving.runtime.ray_process)",
         params=WorkerParams,
         inject=inject_kill,
         revert=revert_kill,

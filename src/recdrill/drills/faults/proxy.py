@@ -45,15 +45,11 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from recdrill.errors import ConfigError, RecdrillError
+from recdrill.errors import ConfigError, ProxyError
 
 CHUNK = 65536
 CONNECT_TIMEOUT_S = 10.0
 TOXIC_PARAMS = {"latency": {"latency_ms", "jitter_ms"}, "drop": {"rate"}, "reset": {"rate"}}
-
-
-class ProxyError(RecdrillError):
-    """The proxy could not start (or was used before it started)."""
 
 
 @dataclass

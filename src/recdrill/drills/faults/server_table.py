@@ -13,11 +13,7 @@ import httpx
 
 from recdrill.drills.faults.catalogue import Observations
 from recdrill.drills.target import DrillTarget
-from recdrill.errors import RecdrillError
-
-
-class FaultRefusedError(RecdrillError):
-    """The target refused to inject a fault (bad key, unknown point, not a recdrill server)."""
+from recdrill.errors import FaultRefusedError
 
 
 @dataclass(frozen=True)

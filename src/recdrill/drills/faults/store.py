@@ -1,6 +1,6 @@
 """Feedback store faults: the durable log behind ``/v1/feedback`` gets slow, fails, fills up or locks.
 
-Three act inside the server through its fault table (``serving/faults.py``, point ``feedback``),
+Three act inside the server through its fault table (``serving/fault_points.py``, point ``feedback``),
 with a TTL there, so a drill that dies leaves nothing behind for long:
 
 - ``feedback-store-slow``: each group commit waits ``latency_ms`` first: acknowledgements are late,
@@ -37,7 +37,8 @@ from recdrill.drills.faults.server_table import (
     remove_server_fault,
     server_faults_at,
 )
-from recdrill.drills.target import DrillTarget, FaultUnavailableError
+from recdrill.drills.target import DrillTarget
+from recdrill.errors import FaultUnavailableError
 
 POINT = "feedback"
 LOCK_WAIT_S = 15.0  # taking the lock waits out a commit in progress (the server's busy timeout is 10 s)

@@ -51,10 +51,12 @@ import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter
 
+from recdrill.errors import FeedbackLogError
 from recdrill.monitor.anomaly.flags import EventBatch, Flag, FlagBook
 from recdrill.monitor.anomaly.item_spikes import ItemClickSpikeRule
 from recdrill.monitor.anomaly.user_bursts import UserBurstRule
-from recdrill.serving.feedback import READ_LIMIT, FeedbackLog, FeedbackLogError
+from recdrill.serving.feedback.quarantine import Quarantine
+from recdrill.serving.feedback.reader import READ_LIMIT, FeedbackReader
 
 __all__ = [
     "AnomalyMonitor",
@@ -96,7 +98,7 @@ class AnomalyMonitor:
     Example:
         >>> import tempfile, pathlib
         >>> from recdrill.data.pseudonymise import Pseudonymiser
-        >>> from recdrill.serving.feedback import FeedbackEvent
+        >>> from recdrill.serving.feedback import FeedbackEvent, FeedbackLog
         >>> feedback = FeedbackLog(pathlib.Path(tempfile.mkdtemp()) / "feedback.db",
         ...                        pseudonymiser=Pseudonymiser(b"k" * 32), sealer=None)
         >>> monitor = AnomalyMonitor(feedback)
@@ -109,15 +111,19 @@ class AnomalyMonitor:
 
     def __init__(
         self,
-        feedback: FeedbackLog,
+        feedback: FeedbackReader,
         registry: CollectorRegistry | None = None,
         *,
+        quarantine: Quarantine | None = None,
         users: UserBurstRule | None = None,
         items: ItemClickSpikeRule | None = None,
         after_id: int | None = None,
         read_limit: int = READ_LIMIT,
     ) -> None:
         self.feedback = feedback
+        self.quarantine = quarantine or Quarantine(
+            feedback.path, busy_timeout_s=feedback.busy_timeout_s, pseudonymiser=feedback.pseudonymiser
+        )
         self.users = users or UserBurstRule()
         self.items = items or ItemClickSpikeRule()
         self.after_id = feedback.last_id() if after_id is None else after_id
@@ -195,7 +201,7 @@ class AnomalyMonitor:
         by_user, by_item = self.users.update(batch), self.items.update(batch)
         for kind, mask in ((self.users.kind, by_user), (self.items.kind, by_item)):
             if mask.any():
-                self._pending.append(functools.partial(self.feedback.quarantine, ids[mask].tolist(), kind))
+                self._pending.append(functools.partial(self.quarantine.rows, ids[mask].tolist(), kind))
         for flag in self.users.flags:  # the burst's earlier events, judged in earlier batches
             self._pending.append(self._span(flag, user=flag.key))
         for flag in self.items.flags:
@@ -207,7 +213,7 @@ class AnomalyMonitor:
     ) -> Callable[[], int]:
         """The write that quarantines a flag's whole span (rows from recent batches only)."""
         return functools.partial(
-            self.feedback.quarantine_where,
+            self.quarantine.where,
             reason=flag.kind,
             user_pseudonym=user,
             item_id=item,

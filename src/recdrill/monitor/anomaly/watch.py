@@ -18,13 +18,13 @@ import os
 from pathlib import Path
 from typing import IO
 
+from recdrill.contract import ANOMALY_LOCK, FEEDBACK_DB
+from recdrill.errors import FeedbackLogError
 from recdrill.monitor.anomaly.monitor import INTERVAL_S, AnomalyMonitor
-from recdrill.serving.feedback import FeedbackLog, FeedbackLogError
+from recdrill.serving.feedback.reader import FeedbackReader
 from recdrill.serving.observers import FeedbackSeen, ObserverContext, RecommendSeen
 
 log = logging.getLogger(__name__)
-LOCK_NAME = "anomaly.lock"
-FEEDBACK_DB = "feedback.db"
 
 
 class AnomalyWatch:
@@ -34,7 +34,6 @@ class AnomalyWatch:
         self.context = context
         self.interval_s = interval_s
         self.monitor: AnomalyMonitor | None = None
-        self._feedback: FeedbackLog | None = None
         self._lock: IO[bytes] | None = None
 
     def recommend(self, seen: RecommendSeen) -> None:
@@ -62,9 +61,6 @@ class AnomalyWatch:
             await asyncio.sleep(self.interval_s)
 
     def close(self) -> None:
-        if self._feedback is not None:
-            self._feedback.close()
-            self._feedback = None
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
@@ -72,15 +68,16 @@ class AnomalyWatch:
 
     def _try_to_judge(self) -> None:
         state_dir = Path(self.context.state_dir)
-        handle = (state_dir / LOCK_NAME).open("ab")
+        handle = (state_dir / ANOMALY_LOCK).open("ab")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return
         self._lock = handle
-        self._feedback = FeedbackLog(state_dir / FEEDBACK_DB)
-        self.monitor = AnomalyMonitor(self._feedback, self.context.registry)
+        # A reader and the quarantine, not a FeedbackLog: judging needs no writer thread, no
+        # second write connection and no data key.
+        self.monitor = AnomalyMonitor(FeedbackReader(state_dir / FEEDBACK_DB), self.context.registry)
         log.info("anomaly monitor: worker %d judges the feedback log", os.getpid())
 
 

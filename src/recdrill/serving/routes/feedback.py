@@ -1,0 +1,48 @@
+"""``POST /v1/feedback`` (writer): a user action, acknowledged only once committed to disk; and
+``POST /admin/feedback/lookup`` (operator): which client event ids the log holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
+
+from recdrill.errors import FeedbackLogError
+from recdrill.security.access import require_role
+from recdrill.security.roles import Role
+from recdrill.serving.feedback.schema import FeedbackEvent
+from recdrill.serving.observers import FeedbackSeen
+from recdrill.serving.schemas import FeedbackLookupRequest, FeedbackRequest
+from recdrill.serving.state import StateDep
+
+router = APIRouter()
+
+
+@router.post("/v1/feedback", dependencies=[Depends(require_role(Role.WRITER))])
+async def feedback(body: FeedbackRequest, state: StateDep) -> JSONResponse:
+    event = FeedbackEvent(body.user_id, body.item_id, body.event, body.ts, body.event_id)
+    try:
+        row = await state.feedback.submit(event)  # returns after the group commit, holding no thread
+    except FeedbackLogError as exc:
+        # Not committed, so not acknowledged: the client may retry (safely, with an event_id).
+        raise HTTPException(503, detail=f"feedback not recorded: {exc}") from exc
+    state.metrics.feedback.labels(body.event).inc()
+    state.canary.feedback(body.user_id, body.item_id, body.event)  # a label for the canary judge
+    for observer in state.observers:
+        observer.feedback(FeedbackSeen(time.time(), body.item_id, body.event, body.price, row))
+    return JSONResponse({"status": "committed", "id": row})
+
+
+@router.post("/admin/feedback/lookup", dependencies=[Depends(require_role(Role.OPERATOR))])
+async def lookup_feedback(body: FeedbackLookupRequest, state: StateDep) -> JSONResponse:
+    """Which of these client event ids are committed: a drill's proof that no acknowledged event
+    was lost. ``asked`` counts distinct ids; ``missing`` keeps the order they were given in."""
+    try:
+        present = await asyncio.to_thread(state.feedback.present, body.event_ids)
+    except FeedbackLogError as exc:
+        raise HTTPException(503, detail=f"feedback log not readable: {exc}") from exc
+    asked = list(dict.fromkeys(body.event_ids))
+    missing = [event_id for event_id in asked if event_id not in present]
+    return JSONResponse({"asked": len(asked), "present": len(asked) - len(missing), "missing": missing})

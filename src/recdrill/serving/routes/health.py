@@ -1,0 +1,36 @@
+"""Liveness, readiness and metrics: open to anyone (a load balancer, Prometheus), and answering
+while the model is still loading."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from recdrill.serving.metrics import ServingMetrics
+from recdrill.serving.state import STATE_KEY, ServingState
+
+METRICS_KEY = "metrics"  # ``app.state.metrics``: the worker's ServingMetrics, there from the start
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """200 with the served version once the model is loaded; 503 before."""
+    loaded: ServingState | None = getattr(request.app.state, STATE_KEY, None)
+    if loaded is None:
+        return JSONResponse({"status": "loading"}, status_code=503)
+    return JSONResponse({"status": "ready", "model_version": loaded.model_version})
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text exposition of this worker (of every worker, with several)."""
+    metrics: ServingMetrics = getattr(request.app.state, METRICS_KEY)
+    return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
