@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recdrill.data.columns import ColumnMapping, parse_column_mapping
 from recdrill.data.dataset import EventType
-from recdrill.data.tabular import ColumnMapping, load_interactions, parse_column_mapping, parse_timestamps
+from recdrill.data.fields import parse_timestamps
+from recdrill.data.tabular import load_interactions
 from recdrill.errors import ConfigError, DataFileNotFoundError, DataFormatError, DataSchemaError
 
 

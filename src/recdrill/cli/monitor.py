@@ -101,7 +101,8 @@ def respond_command(
     home: Path | None,
 ) -> None:
     """Fine-tune the current model on recent events, compare on a held-out recent slice, and act."""
-    from recdrill.data.tabular import ColumnMapping, load_interactions
+    from recdrill.data.columns import ColumnMapping
+    from recdrill.data.tabular import load_interactions
     from recdrill.models.factory import load_model
     from recdrill.monitor.response.apply import apply
     from recdrill.monitor.response.responder import AutoResponder, ResponsePolicy

@@ -30,9 +30,9 @@ _EXPORTS = {
     "leave_one_out": "splits",
     "time_split": "splits",
     "time_split_by_fraction": "splits",
-    "ColumnMapping": "tabular",
+    "ColumnMapping": "columns",
     "load_interactions": "tabular",
-    "parse_column_mapping": "tabular",
+    "parse_column_mapping": "columns",
 }
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from recdrill.data.columns import ColumnMapping, parse_column_mapping
     from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions, Judgements, Relevance
     from recdrill.data.loading import load_dataset
     from recdrill.data.online_retail import load_online_retail
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from recdrill.data.sequences import load_sequences
     from recdrill.data.shopsim import DriftConfig, ShopSim, ShopSimConfig
     from recdrill.data.splits import EvalFold, Split, leave_one_out, time_split, time_split_by_fraction
-    from recdrill.data.tabular import ColumnMapping, load_interactions, parse_column_mapping
+    from recdrill.data.tabular import load_interactions
 
 
 __getattr__ = lazy_getattr("recdrill.data", _EXPORTS, globals())

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from recdrill.data.columns import ColumnMapping, parse_column_mapping
 from recdrill.data.dataset import Dataset
+from recdrill.data.files import read_column_names, require_file
 from recdrill.data.online_retail import REQUIRED_COLUMNS, load_online_retail
 from recdrill.data.sequences import load_sequences
-from recdrill.data.tabular import (
-    ColumnMapping,
-    load_interactions,
-    parse_column_mapping,
-    read_column_names,
-    require_file,
-)
+from recdrill.data.tabular import load_interactions
 from recdrill.errors import ConfigError, DataFormatError
 
 SYNTHETIC = "shopsim"

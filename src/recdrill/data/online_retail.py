@@ -17,16 +17,9 @@ import numpy as np
 import pandas as pd
 
 from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions
+from recdrill.data.fields import id_strings, index_ids, median_per_item, parse_timestamps
+from recdrill.data.files import read_column_names, read_parquet, require_file
 from recdrill.data.quality import QualityTally
-from recdrill.data.tabular import (
-    id_strings,
-    index_ids,
-    median_per_item,
-    parse_timestamps,
-    read_column_names,
-    read_parquet,
-    require_file,
-)
 from recdrill.errors import DataFormatError, DataSchemaError
 
 REQUIRED_COLUMNS = (

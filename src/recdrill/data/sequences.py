@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from recdrill.data.dataset import Catalog, Dataset, EventType, Interactions
+from recdrill.data.files import require_file
 from recdrill.data.quality import QualityTally
 from recdrill.data.ragged import Ragged
-from recdrill.data.tabular import require_file
 from recdrill.errors import DataFormatError
 
 _WHITESPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)  # exactly what bytes.split() splits on

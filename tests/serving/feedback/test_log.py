@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from recdrill.cli import main
+from recdrill.data.columns import ColumnMapping
 from recdrill.data.loading import load_dataset
-from recdrill.data.tabular import ColumnMapping
 from recdrill.errors import ConfigError, FeedbackLogError
 from recdrill.serving.feedback.export import count_withheld, export_feedback
 from recdrill.serving.feedback.log import FeedbackLog

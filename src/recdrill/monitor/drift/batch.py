@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from recdrill.data.tabular import read_column_names, read_parquet, require_file
+from recdrill.data.files import read_column_names, read_parquet, require_file
 from recdrill.errors import ConfigError, DataError, DataFormatError, DataSchemaError
 from recdrill.monitor.drift.bins import ColumnKind
 from recdrill.monitor.drift.defaults import compare, method_class

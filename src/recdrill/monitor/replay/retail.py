@@ -33,8 +33,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from recdrill.data.fields import id_strings, parse_timestamps
+from recdrill.data.files import read_column_names, read_parquet, require_file
 from recdrill.data.online_retail import DROP_REASONS, NON_PRODUCT_CODES
-from recdrill.data.tabular import id_strings, parse_timestamps, read_column_names, read_parquet, require_file
 from recdrill.errors import ConfigError, DataFormatError, DataSchemaError
 from recdrill.monitor.drift.defaults import compare
 from recdrill.monitor.drift.detector import DriftResult
