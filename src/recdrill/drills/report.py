@@ -1,17 +1,24 @@
 """The drill report a person reads: ``report.json`` (fixed schema) and a self-contained
-``report.html`` with a timeline plot (embedded PNG) and verdict tables."""
+``report.html`` with a timeline plot (embedded PNG) and verdict tables.
+
+The HTML comes from a Jinja2 template (``templates/report.html.j2``) with autoescaping on: every
+value from the journal, server error text included, is escaped, and markup comes from the template
+alone. This module turns the journal into the rows the template lays out.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 TIER_COLOURS = {"primary": "#2b8cbe", "popular": "#fdae61"}
 FAULT_COLOURS = {"infrastructure": "#fdae6b", "ml": "#9ecae1"}  # by catalogue kind
+TEMPLATE = "report.html.j2"
 
 
 def write_report(journal: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
@@ -112,200 +119,93 @@ def _pct(value: float | None) -> float | None:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
+    """A journal value as report text: ``-`` for missing, yes/no, floats to ``digits``."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _observed_cell(observed: dict[str, Any] | None) -> str:
-    """What a fault made observable (its revert's observations), as short ``key: value`` text."""
-    if not observed:
-        return "-"
-    parts = []
-    for key, value in observed.items():
+def _observed(observed: dict[str, Any] | None) -> list[str]:
+    """What a fault made observable (its revert's observations), as short ``key: value`` lines."""
+    lines = []
+    for key, value in (observed or {}).items():
         if value in (0, None, False, {}, "") and not isinstance(value, float):
             continue  # zero counts and unset fields say nothing (0.0 seconds still does)
         if isinstance(value, dict):
             value = ", ".join(f"{k} {_fmt(v, 2)}" for k, v in value.items())
-        parts.append(f"{key}: {_fmt(value, 2) if not isinstance(value, str) else html.escape(value)}")
-    return "<br>".join(parts)
+        lines.append(f"{key}: {value if isinstance(value, str) else _fmt(value, 2)}")
+    return lines
 
 
-def _against(value: float | None, goal: float, ok: bool, digits: int = 1) -> str:
-    cls = "ok" if ok else "bad"
-    return f'<span class="{cls}">{_fmt(value, digits)}</span> / {_fmt(goal, digits)}'
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("recdrill.drills", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENVIRONMENT.filters["fmt"] = _fmt
+_ENVIRONMENT.filters["observed"] = _observed
 
 
-def _scorecard_rows(journal: dict[str, Any]) -> list[list[str]]:
+def _summary_rows(journal: dict[str, Any]) -> list[tuple[str, str]]:
+    summary = journal["summary"]
+    return [
+        ("requests", _fmt(summary["requests"])),
+        ("availability on first try", _fmt(summary.get("availability_first_try"), 4)),
+        ("availability after at most one retry", _fmt(summary["availability"], 4)),
+        (
+            "requests retried / failed on first try / failed after retry",
+            f"{_fmt(summary.get('retried'))} / {_fmt(summary.get('failed_first_try'))} / "
+            f"{_fmt(summary.get('failed_after_retry'))}",
+        ),
+        (
+            "p50 / p95 / p99 latency (ms)",
+            f"{_fmt(summary['p50_ms'], 1)} / {_fmt(summary['p95_ms'], 1)} / {_fmt(summary['p99_ms'], 1)}",
+        ),
+        ("NDCG@10 of served lists (whole drill)", _fmt(summary["ndcg10"], 4)),
+        ("NDCG@10 baseline (before faults)", _fmt(journal["baseline"]["ndcg10"], 4)),
+        ("share served by fallback tiers", _fmt(summary["fallback_share"], 3)),
+        ("served by", ", ".join(f"{k}: {v}" for k, v in summary["served_by"].items())),
+    ]
+
+
+def _hypothesis_rows(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each hypothesis before and after the drill, and the seconds it was out of bounds during it."""
+    states = journal["steady_states"]
+    failed_s: dict[str, int] = {}
+    for deviation in states["during"]["deviations"]:
+        for name in deviation["hypotheses"]:
+            failed_s[name] = failed_s.get(name, 0) + 1
     rows = []
-    for r in journal.get("scorecard", []):
-        goal, checks = r["objectives"], r["checks"]
-        failover_ok = r["failover_s"] is None or r["failover_s"] <= goal["failover_s"]
-        rows.append([
-            html.escape(r["fault"]), html.escape(r["type"]), html.escape(r["kind"]),
-            _against(r["detect_s"], goal["detect_s"], checks["detected"]) + (
-                f"<br><small>{html.escape(r['detected_by'])}</small>" if r["detected_by"] else ""),
-            _against(r["failover_s"], goal["failover_s"], failover_ok, 2),
-            _against(r["recover_s"], goal["recover_s"], checks["recovered"]),
-            _against(r["availability"], goal["availability"], checks["available"], 3)
-            + f"<br><small>first try {_fmt(r['availability_first_try'], 3)}</small>",
-            _fmt(r["p99_ms"], 0),
-            _against(None if r["quality_kept"] is None else 100 * r["quality_kept"],
-                     100 * goal["quality_kept"], checks["quality"], 0) + " %",
-            f'<span class="{"ok" if checks["no_data_lost"] else "bad"}">{_fmt(r["events_lost"])}</span>',
-            '<span class="ok">pass</span>' if r["passed"] else '<span class="bad">FAIL</span>',
-        ])  # fmt: skip
+    for before, after in zip(states["before"]["hypotheses"], states["after"]["hypotheses"], strict=True):
+        bounds = (f"≥ {before['min']}" if before["min"] is not None else "",
+                  f"≤ {before['max']}" if before["max"] is not None else "")  # fmt: skip
+        rows.append(
+            {
+                "name": before["name"],
+                "metric": before["metric"],
+                "tolerance": " and ".join(part for part in bounds if part),
+                "before": before,
+                "after": after,
+                "failed_s": failed_s.get(before["name"], 0),
+            }
+        )
     return rows
-
-
-def _verdict(ok: bool) -> str:
-    return '<span class="ok">held</span>' if ok else '<span class="bad">deviated</span>'
 
 
 def render_html(journal: dict[str, Any], png: bytes) -> str:
     """A single HTML file: summary, the plot, hypotheses before/during/after, faults, cleanliness."""
-    summary = journal["summary"]
-    states = journal["steady_states"]
-    status_class = "bad" if journal["deviated"] or journal["status"] != "completed" else "ok"
-    headline = (f"status <b>{html.escape(journal['status'])}</b>; "
-                f"{'deviated' if journal['deviated'] else 'no deviation'} from the steady state")  # fmt: skip
-    summary_rows = [
-        ["requests", _fmt(summary["requests"])],
-        ["availability on first try", _fmt(summary.get("availability_first_try"), 4)],
-        ["availability after at most one retry", _fmt(summary["availability"], 4)],
-        ["requests retried / failed on first try / failed after retry",
-         f"{_fmt(summary.get('retried'))} / {_fmt(summary.get('failed_first_try'))} / "
-         f"{_fmt(summary.get('failed_after_retry'))}"],
-        ["p50 / p95 / p99 latency (ms)",
-         f"{_fmt(summary['p50_ms'], 1)} / {_fmt(summary['p95_ms'], 1)} / {_fmt(summary['p99_ms'], 1)}"],
-        ["NDCG@10 of served lists (whole drill)", _fmt(summary["ndcg10"], 4)],
-        ["NDCG@10 baseline (before faults)", _fmt(journal["baseline"]["ndcg10"], 4)],
-        ["share served by fallback tiers", _fmt(summary["fallback_share"], 3)],
-        ["served by", html.escape(", ".join(f"{k}: {v}" for k, v in summary["served_by"].items()))],
-    ]  # fmt: skip
-    hypothesis_rows = []
-    during_failures: dict[str, int] = {}
-    for deviation in states["during"]["deviations"]:
-        for name in deviation["hypotheses"]:
-            during_failures[name] = during_failures.get(name, 0) + 1
-    for before, after in zip(states["before"]["hypotheses"], states["after"]["hypotheses"], strict=True):
-        bound = " and ".join(
-            part for part in (f"≥ {before['min']}" if before["min"] is not None else "",
-                              f"≤ {before['max']}" if before["max"] is not None else "") if part
-        )  # fmt: skip
-        failed = during_failures.get(before["name"], 0)
-        hypothesis_rows.append([
-            html.escape(before["name"]), html.escape(before["metric"]), html.escape(bound),
-            f"{_fmt(before['value'])} {_verdict(before['ok'])}",
-            _verdict(failed == 0) + (f" ({failed} s out of bounds)" if failed else ""),
-            f"{_fmt(after['value'])} {_verdict(after['ok'])}",
-        ])  # fmt: skip
-    fault_rows = [
-        [html.escape(f["name"]), html.escape(f["fault"]), f"{f['start']:.0f}-{f['end']:.0f} s",
-         _fmt(f["injected_at"], 1), _fmt(f["reverted_at"], 1),
-         html.escape(f.get("inject_error") or f.get("revert_error") or "-"),
-         html.escape(", ".join(f"{k} {v}" for k, v in f["served_by"].items())),
-         _observed_cell(f.get("observed"))]
-        for f in journal["faults"]
-    ]  # fmt: skip
-    feedback = journal.get("feedback") or {}
-    rollback_rows = [
-        [html.escape(r["action"]), _verdict(r["status"] == "succeeded"), html.escape(str(r["output"]))]
-        for r in journal.get("rollbacks", [])
-    ]
-    clean = journal["cleanliness"]
-    image = base64.b64encode(png).decode()
-    clean_verdict = '<span class="ok">clean</span>' if clean["ok"] else '<span class="bad">NOT clean</span>'
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>recdrill report: {html.escape(journal["scenario"]["name"])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
-th {{ background: #f3f3f3; }}
-.ok {{ color: #1a7f37; font-weight: 600; }} .bad {{ color: #c62828; font-weight: 600; }}
-img {{ max-width: 100%; border: 1px solid #ddd; }}
-</style></head><body>
-<h1>Drill report: {html.escape(journal["scenario"]["name"])}</h1>
-<p class="{status_class}">{headline}</p>
-<p>{html.escape(journal["scenario"].get("description", ""))}</p>
-<p>Target {html.escape(journal["target"])};
-from {html.escape(journal["start"])} to {html.escape(journal["end"])}.</p>
-<h2>Summary</h2>
-{_table(["measure", "value"], summary_rows)}
-<h2>Timeline</h2>
-<img alt="timeline of the drill" src="data:image/png;base64,{image}">
-<p>Shaded bands are fault windows; red ticks under the quality panel mark seconds in which a hypothesis
-did not hold over its {journal["scenario"]["window_s"]} s window.</p>
-<h2>Steady-state hypotheses</h2>
-{_table(["hypothesis", "metric", "tolerance", "before", "during", "after"], hypothesis_rows)}
-<h2>Scorecard</h2>
-<p>One row per fault: measured / objective. Detect: the first deviation of a hypothesis or alert of the
-deployment after the fault began (which one is named below the figure; "-" when nothing moved, the
-fault was absorbed). Fail over: first answer from a fallback tier. Recover: after the revert, until
-every hypothesis held again. Availability counts answers after at most one retry; quality kept is
-NDCG@10 of lists served during the fault over the baseline's; lost counts acknowledged feedback
-events missing from the log afterwards. Seconds.</p>
-{
-        _table(
-            [
-                "fault",
-                "type",
-                "kind",
-                "detect (s)",
-                "fail over (s)",
-                "recover (s)",
-                "availability",
-                "p99 (ms)",
-                "quality kept",
-                "events lost",
-                "verdict",
-            ],
-            _scorecard_rows(journal),
-        )
-    }
-<h2>Fault details</h2>
-{
-        _table(
-            [
-                "fault",
-                "type",
-                "window",
-                "injected at (s)",
-                "reverted at (s)",
-                "error",
-                "served by",
-                "observed",
-            ],
-            fault_rows,
-        )
-    }
-<h2>Feedback audit</h2>
-<p>{_fmt(feedback.get("posted"))} events posted during the drill, {_fmt(feedback.get("acknowledged"))}
-acknowledged, {_fmt(feedback.get("refused"))} refused (not promised), {_fmt(feedback.get("unanswered"))}
-unanswered; acknowledged but missing afterwards: <b>{_fmt(feedback.get("lost"))}</b>
-{html.escape(feedback.get("check_error") or "")}</p>
-<h2>Afterwards</h2>
-{_table(["rollback", "status", "output"], rollback_rows)}
-<p>Left active: {html.escape(", ".join(clean.get("leftovers") or []) or "nothing")}; workers stopped:
-{_fmt(clean.get("stopped_workers"))}; workers before/after: {
-        _fmt((clean.get("workers") or {}).get("before"))
-    } /
-{_fmt((clean.get("workers") or {}).get("after"))}; model version before/after:
-{_fmt((clean.get("model_version") or {}).get("before"))} / {
-        _fmt((clean.get("model_version") or {}).get("after"))
-    };
-all faults reverted: {_fmt(clean["all_reverted"])}; {clean_verdict}</p>
-</body></html>
-"""
+    return _ENVIRONMENT.get_template(TEMPLATE).render(
+        j=journal,
+        summary_rows=_summary_rows(journal),
+        hypotheses=_hypothesis_rows(journal),
+        scorecard=journal.get("scorecard", []),
+        feedback=journal.get("feedback") or {},
+        clean=journal["cleanliness"],
+        image=base64.b64encode(png).decode(),
+    )

@@ -178,10 +178,10 @@ def fisher_p_value(ranks: np.ndarray, n_items: int) -> float:
         >>> round(fisher_p_value(np.array([1, 10]), 10), 4)  # -2 log(0.1) = 4.61 on 4 d.o.f.
         0.3303
     """
-    from scipy.stats import chi2
+    from scipy.stats import combine_pvalues
 
-    statistic = -2.0 * float(np.sum(np.log(np.asarray(ranks, dtype=np.float64) / n_items)))
-    return float(chi2.sf(statistic, 2 * len(ranks)))
+    p_values = np.asarray(ranks, dtype=np.float64) / n_items
+    return float(combine_pvalues(p_values, method="fisher").pvalue)
 
 
 def ownership_test(
