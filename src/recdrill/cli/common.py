@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +17,9 @@ from recdrill.errors import ConfigError, DataFileNotFoundError
 from recdrill.eval.evaluate import EvalReport
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, model_class
+
+if TYPE_CHECKING:
+    from recdrill.registry.registry import Registry  # imported when a command opens it
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -136,3 +139,30 @@ def report_dict(report: EvalReport, fit_seconds: float, split: Split) -> dict[st
     out["seconds"] = fit_seconds + report.seconds
     out["split"] = split.kind
     return out
+
+
+HOME_HELP = "Registry home (default: $RECDRILL_HOME, else ~/.recdrill)."
+
+
+def home_option(command: Any) -> Any:
+    return click.option(
+        "--home", type=click.Path(file_okay=False, path_type=Path), default=None, help=HOME_HELP
+    )(command)
+
+
+def target_options(command: Any) -> Any:
+    command = click.option(
+        "--ca-bundle",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="PEM CA certificates an https target must chain to (default: the system store).",
+    )(command)
+    return click.option("--target", default=None, metavar="URL", help="The running server's base URL.")(
+        command
+    )
+
+
+def open_registry(home: Path | None) -> Registry:
+    from recdrill.registry.registry import Registry
+
+    return Registry(home)

@@ -9,7 +9,7 @@ import click
 
 from recdrill._home import recdrill_home
 from recdrill.cli.app import cli
-from recdrill.cli.registry import home_option
+from recdrill.cli.common import home_option
 from recdrill.contract import FEEDBACK_DB
 from recdrill.errors import ConfigError
 from recdrill.registry.keys import load_data_keyring

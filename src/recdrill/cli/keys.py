@@ -12,7 +12,7 @@ import click
 from recdrill._home import recdrill_home
 from recdrill.cli.api_keys import API_KEY_COMMANDS
 from recdrill.cli.app import cli
-from recdrill.cli.registry import home_option, open_registry
+from recdrill.cli.common import home_option, open_registry
 from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, DataKey, DataKeyring, init_keys
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import click
 
 from recdrill.cli.app import cli
-from recdrill.cli.common import DATA_HELP, json_option, load_data
-from recdrill.cli.registry import home_option, open_registry, target_options
+from recdrill.cli.common import DATA_HELP, home_option, json_option, load_data, open_registry, target_options
 from recdrill.errors import ConfigError
 
 

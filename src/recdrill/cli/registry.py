@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from recdrill.cli.app import cli
-from recdrill.cli.common import read_json_object
+from recdrill.cli.common import home_option, open_registry, read_json_object, target_options
 from recdrill.errors import ConfigError
 from recdrill.registry.stages import Stage, parse_stage
 
@@ -30,24 +30,10 @@ if TYPE_CHECKING:  # the registry (and the signing library) load when a command 
     from recdrill.registry.catalog import VersionRow
     from recdrill.registry.registry import Registry
 
-HOME_HELP = "Registry home (default: $RECDRILL_HOME, else ~/.recdrill)."
-
-
-def home_option(command: Any) -> Any:
-    return click.option(
-        "--home", type=click.Path(file_okay=False, path_type=Path), default=None, help=HOME_HELP
-    )(command)
-
 
 def read_metrics(path: Path | None) -> dict[str, float]:
     """Metrics from JSON: ``recdrill eval --json`` output (its ``metrics``) or a plain object."""
     return read_json_object(path, "metrics", "metrics")
-
-
-def open_registry(home: Path | None) -> Registry:
-    from recdrill.registry.registry import Registry
-
-    return Registry(home)
 
 
 def row_dict(row: VersionRow, registry: Registry) -> dict[str, Any]:
@@ -120,18 +106,6 @@ def show_command(version: str, home: Path | None) -> None:
     """A version's manifest and stage, as JSON."""
     registry = open_registry(home)
     click.echo(json.dumps(row_dict(registry.show(version), registry), indent=2))
-
-
-def target_options(command: Any) -> Any:
-    command = click.option(
-        "--ca-bundle",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        default=None,
-        help="PEM CA certificates an https target must chain to (default: the system store).",
-    )(command)
-    return click.option("--target", default=None, metavar="URL", help="The running server's base URL.")(
-        command
-    )
 
 
 def call_server(method: str, target: str | None, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -183,28 +183,17 @@ def serve_command(
     """Serve recommendations over HTTP, or HTTPS with --tls-cert and --tls-key (admin key from the
     RECDRILL_ADMIN_KEY variable)."""
     tls = _check_tls(tls_cert, tls_key, backend)
-    if (model_dir is None) == (registry_version is None):
-        raise click.UsageError("give exactly one of --model and --registry-version")
-    if registry_version is not None:
-        from recdrill.serving.registry_source import materialise_version  # loads the signing library
-
-        # Refused (tampered, unsigned, wrong key) here, with its reason, before any worker starts.
-        model_dir = materialise_version(registry_version, state_dir)
-    assert model_dir is not None
+    served = _model_to_serve(model_dir, registry_version, state_dir)
     if backend == "ray":
         if workers != 1:
             raise click.UsageError("--workers is for --backend local; Ray scales with --max-replicas")
         ensure_ray_installed()  # the optional extra: say so before loading anything
-    load_model(model_dir)  # fail here, with one clear line, rather than in every worker
-    ShopSnapshot.load(model_dir)
-    if fallback_model is not None or (model_dir / "fallback").is_dir():
-        load_model(fallback_model or model_dir / "fallback")
-    load_user_id_sealer()  # no data key and no opt-out: one clear line now, not one per worker
+    _load_once(served, fallback_model)
     admin_key = os.environ.get(ENV_ADMIN_KEY)
     if not admin_key:
         click.echo(f"warning: {ENV_ADMIN_KEY} is not set: admin endpoints will refuse every key", err=True)
     config = ServeConfig(
-        model_dir=model_dir,
+        model_dir=served,
         state_dir=state_dir,
         deadline_ms=deadline_ms,
         fallback_model_dir=fallback_model,
@@ -232,12 +221,34 @@ def serve_command(
             ingress="proxy" if ray_ingress == "proxy" else "direct",
         )
         ray_options.ray_temp_dir(state_dir)  # a path too long for Ray's sockets fails here
-        click.echo(f"serving {model_dir} on Ray Serve at http://{host}:{port}", err=True)
+        click.echo(f"serving {served} on Ray Serve at http://{host}:{port}", err=True)
         run_ray_server(config, ray_options, admin_key)
         return
     scheme = "https" if tls else "http"
-    click.echo(f"serving {model_dir} on {scheme}://{host}:{port} with {workers} worker(s)", err=True)
+    click.echo(f"serving {served} on {scheme}://{host}:{port} with {workers} worker(s)", err=True)
     run_server(config, host, port, workers, admin_key, tls=tls)
+
+
+def _model_to_serve(model_dir: Path | None, registry_version: str | None, state_dir: Path) -> Path:
+    """The folder to serve: ``--model``, or ``--registry-version`` verified and decrypted into the
+    state folder (refused, with its reason, before any worker starts)."""
+    if registry_version is not None and model_dir is None:
+        from recdrill.serving.registry_source import materialise_version  # loads the signing library
+
+        return materialise_version(registry_version, state_dir)
+    if model_dir is None or registry_version is not None:
+        raise click.UsageError("give exactly one of --model and --registry-version")
+    return model_dir
+
+
+def _load_once(model_dir: Path, fallback_model: Path | None) -> None:
+    """Load what the workers will load, so a broken model, snapshot or key fails here with one clear
+    line rather than with a traceback in every worker."""
+    load_model(model_dir)
+    ShopSnapshot.load(model_dir)
+    if fallback_model is not None or (model_dir / "fallback").is_dir():
+        load_model(fallback_model or model_dir / "fallback")
+    load_user_id_sealer()  # no data key and no opt-out: one clear line now, not one per worker
 
 
 def _check_tls(cert: Path | None, key: Path | None, backend: str) -> ServerTls | None:

@@ -94,7 +94,9 @@ class AccessControl:
                 resource.close()
         self.keys = self.audit = None
 
-    def check(self, key: str | None, needed: Role, pending: PendingAudit | None = None) -> Principal | None:
+    def authorise(
+        self, key: str | None, needed: Role, pending: PendingAudit | None = None
+    ) -> Principal | None:
         """The caller of an endpoint that needs ``needed``, or None for an open endpoint without key.
 
         Raises:
@@ -109,7 +111,7 @@ class AccessControl:
             raise HTTPException(
                 403, detail=f"key {principal.name!r} has role {principal.role}; this needs {needed}"
             )
-        wait_s = self.limiter.check(principal.name, principal.rate_per_s, principal.burst)
+        wait_s = self.limiter.wait_s(principal.name, principal.rate_per_s, principal.burst)
         if wait_s > 0:
             raise HTTPException(
                 429,
@@ -162,6 +164,6 @@ def require_role(role: Role | str) -> Callable[..., Awaitable[Principal | None]]
                 summary=scrub_text(summary),
             )
             request.scope[AUDIT_SCOPE_KEY] = pending
-        return access.check(key, needed, pending)
+        return access.authorise(key, needed, pending)
 
     return check_key

@@ -10,7 +10,7 @@ moving windows, not a token bucket, and its storage layer is more than a dict ne
 
 >>> clock = iter([0.0, 0.0, 0.0, 0.5]).__next__
 >>> limiter = RateLimiter(rate_per_s=2.0, burst=2, clock=clock)
->>> [limiter.check("k") for _ in range(3)], limiter.check("k")
+>>> [limiter.wait_s("k") for _ in range(3)], limiter.wait_s("k")
 ([0.0, 0.0, 0.5], 0.0)
 """
 
@@ -44,7 +44,7 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
-    def check(self, name: str, rate_per_s: float | None = None, burst: int | None = None) -> float:
+    def wait_s(self, name: str, rate_per_s: float | None = None, burst: int | None = None) -> float:
         """Take a token for ``name``: 0.0 when the request may go ahead, else the seconds to wait."""
         rate = rate_per_s or self.rate_per_s
         size = burst or self.burst

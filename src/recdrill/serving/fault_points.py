@@ -43,7 +43,7 @@ KINDS_BY_POINT: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_fault(point: str, kind: str) -> None:
+def validate_fault(point: str, kind: str) -> None:
     """Raise ValueError, naming both, when ``kind`` is not a kind of ``point``."""
     kinds = KINDS_BY_POINT.get(point)
     if kinds is None:
@@ -94,7 +94,7 @@ class FaultStore:
         """Store a fault for ``ttl_s`` seconds; ValueError when ``kind`` does not fit a known ``point``
         (a point no code reads, as a test may set, is stored and acts nowhere)."""
         if point in KINDS_BY_POINT:
-            check_fault(point, kind)
+            validate_fault(point, kind)
         now = time.time()
         fault = Fault(uuid.uuid4().hex[:12], point, kind, float(latency_ms), float(rate), now, now + ttl_s)
         with self._lock:

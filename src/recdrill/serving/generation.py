@@ -115,17 +115,17 @@ def load_generation(model_dir: Path, resources: WorkerResources) -> Generation:
     model_dir = Path(model_dir)
     model = load_model(model_dir)
     snapshot = ShopSnapshot.load(model_dir)
-    check_model(model, snapshot, model_dir)
+    validate_model(model, snapshot, model_dir)
     fallback_dir = fallback_dir_for(model_dir, resources.config)
     fallback = None
     if fallback_dir is not None:
         fallback = load_model(fallback_dir)
-        check_model(fallback, snapshot, fallback_dir)
+        validate_model(fallback, snapshot, fallback_dir)
     version = f"{model.kind}-{model.trained_on_[:8]}-{files_digest(model_dir)}"
     return _wire(model_dir, model, fallback, snapshot, version, resources)
 
 
-def check_model(model: BaseRecommender, snapshot: ShopSnapshot, path: Path) -> None:
+def validate_model(model: BaseRecommender, snapshot: ShopSnapshot, path: Path) -> None:
     """Refuse a model for another catalogue or one that gives non-finite scores on real histories."""
     if model.n_items_ != snapshot.n_items:
         raise ModelFileError(

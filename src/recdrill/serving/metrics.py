@@ -31,6 +31,12 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._declare_request_metrics()
+        self._declare_resilience_metrics()
+        self._declare_canary_metrics()
+
+    def _declare_request_metrics(self) -> None:
+        """What every request and answer counts: routes, statuses, latency, tiers, feedback."""
         self.requests = Counter(
             "recdrill_requests_total",
             "HTTP requests by route and status.",
@@ -74,6 +80,8 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+    def _declare_resilience_metrics(self) -> None:
+        """The resilient path: breakers, admission control, batching, reloads and refusals."""
         self.breaker_state = Gauge(
             "recdrill_breaker_state",
             "Circuit breaker state per tier: 0 closed, 1 half-open, 2 open (the worst worker's).",
@@ -120,8 +128,9 @@ class ServingMetrics:
             registry=self.registry,
         )
 
-        # Canary and shadow (``canary.py``): the arm label is ``primary`` or ``candidate``, never a
-        # version name; the versions are in ``GET /admin/models/canary``.
+    def _declare_canary_metrics(self) -> None:
+        """Canary and shadow (``canary/``): the arm label is ``primary`` or ``candidate``, never a
+        version name; the versions are in ``GET /admin/models/canary``."""
         self.arm_answers = Counter(
             "recdrill_arm_answers_total",
             "Answers counted for a canary or shadow comparison, by arm.",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recdrill.contract import MAX_HISTORY, MAX_K, MAX_LOOKUP
-from recdrill.serving.fault_points import FaultKind, FaultPointName, check_fault
+from recdrill.serving.fault_points import FaultKind, FaultPointName, validate_fault
 
 EventId = Annotated[str, Field(min_length=1, max_length=128)]  # as FeedbackRequest.event_id
 
@@ -61,7 +61,7 @@ class FaultRequest(Strict):
 
     @model_validator(mode="after")
     def _kind_fits_point(self) -> Self:
-        check_fault(self.point, self.kind)  # a ValueError: a 422 naming the kind and the point
+        validate_fault(self.point, self.kind)  # a ValueError: a 422 naming the kind and the point
         return self
 
 

@@ -82,9 +82,9 @@ class ModelTier:
         self.name = name
 
     async def serve(self, request: TierRequest) -> TierAnswer:
-        spoil = await self.fault_point.before_call()
+        poisoned = await self.fault_point.before_call()  # a drill's NaN fault hit this call
         scores = (await self.scorer.score(request.history))[None, :]
-        if spoil:
+        if poisoned:
             scores[:] = np.nan
         try:
             validate_scores(scores, 1, self.n_items)

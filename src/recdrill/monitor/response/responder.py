@@ -148,28 +148,7 @@ class AutoResponder:
             window_s=policy.recent_window_s,
             holdout_share=policy.holdout_share,
         )
-        # The record as it stands before any training: what a "keep" for lack of data returns.
-        base = ResponseDecision(
-            "keep",
-            "",
-            triggered_by=tuple(triggered_by),
-            model_kind=current_model.kind,
-            now=float(window.now),
-            window_start=float(window.window_start),
-            split_time=float(window.split_time),
-            n_recent_events=window.n_recent,
-            n_fine_tune_events=window.n_fine_tune,
-            n_held_out_events=len(window.held_out),
-            n_held_out_users=_count_users(window),
-            n_dropped_events=window.n_dropped,
-            current={},
-            candidate={},
-            gain=None,
-            candidate_path=None,
-            fine_tune_seconds=0.0,
-            policy=asdict(policy),
-            current_version=current_version,
-        )
+        base = self._base_decision(window, current_model, tuple(triggered_by), current_version)
         short = self._too_little(window)
         if short is not None:
             return replace(base, reason=short)
@@ -201,6 +180,36 @@ class AutoResponder:
         )
         (folder / DECISION_FILE).write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
         return decision
+
+    def _base_decision(
+        self,
+        window: RecentWindow,
+        current_model: BaseRecommender,
+        triggered_by: tuple[str, ...],
+        current_version: str | None,
+    ) -> ResponseDecision:
+        """The record as it stands before any training: what a "keep" for lack of data returns."""
+        return ResponseDecision(
+            "keep",
+            "",
+            triggered_by=triggered_by,
+            model_kind=current_model.kind,
+            now=float(window.now),
+            window_start=float(window.window_start),
+            split_time=float(window.split_time),
+            n_recent_events=window.n_recent,
+            n_fine_tune_events=window.n_fine_tune,
+            n_held_out_events=len(window.held_out),
+            n_held_out_users=_count_users(window),
+            n_dropped_events=window.n_dropped,
+            current={},
+            candidate={},
+            gain=None,
+            candidate_path=None,
+            fine_tune_seconds=0.0,
+            policy=asdict(self.policy),
+            current_version=current_version,
+        )
 
     def _too_little(self, window: RecentWindow) -> str | None:
         policy = self.policy

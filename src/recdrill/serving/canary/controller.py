@@ -55,13 +55,13 @@ from recdrill.serving.canary.records import (
     CanaryPointer,
     archive,
     enter_canary_stage,
-    key_of,
-    quietly,
+    record_identity,
     set_stage,
+    write_registry,
 )
 from recdrill.serving.canary.stats import TOP, ArmTracker
 from recdrill.serving.generation import Generation, WorkerResources
-from recdrill.serving.reload import FOLLOW_S, RETIRE_AFTER_S, ModelReloader, server_group
+from recdrill.serving.reload import FOLLOW_S, RETIRE_AFTER_S, HoldsGeneration, ModelReloader, server_group
 from recdrill.serving.router import RoutedAnswer
 from recdrill.serving.tiers import TierRequest
 
@@ -198,11 +198,11 @@ class CanaryController:
                 return None
             self._uninstall()
             self._publish(candidate.spec, active=False, reason=reason)
-        await quietly(set_stage, candidate.spec.version, Stage.CANDIDATE, f"canary {reason}")
+        await write_registry(set_stage, candidate.spec.version, Stage.CANDIDATE, f"canary {reason}")
         log.warning("canary %s stopped: %s", candidate.spec.version, reason)
         return candidate.spec.version
 
-    async def judge_once(self, holder: Any) -> Verdict | None:
+    async def judge_once(self, holder: HoldsGeneration) -> Verdict | None:
         """Run the judge on this worker's statistics and act on its decision (see the module doc)."""
         candidate = self.candidate
         if candidate is None:
@@ -227,9 +227,9 @@ class CanaryController:
             self._publish(candidate.spec, active=False, reason=f"rollback: {verdict.reason}")
         self._decided(candidate, verdict)
         log.warning("canary %s rolled back: %s", candidate.spec.version, verdict.reason)
-        await quietly(archive, candidate.spec.version, f"canary rollback: {verdict.reason}")
+        await write_registry(archive, candidate.spec.version, f"canary rollback: {verdict.reason}")
 
-    async def _promote(self, holder: Any, candidate: CandidateArm, verdict: Verdict) -> None:
+    async def _promote(self, holder: HoldsGeneration, candidate: CandidateArm, verdict: Verdict) -> None:
         version = candidate.spec.version
         try:
             await self.reloader.reload_version(holder, version)
@@ -240,7 +240,7 @@ class CanaryController:
             if self.candidate is candidate:
                 self._uninstall()
                 self._publish(candidate.spec, active=False, reason=f"promoted: {verdict.reason}")
-        await quietly(set_stage, version, Stage.PRODUCTION, f"canary promoted: {verdict.reason}")
+        await write_registry(set_stage, version, Stage.PRODUCTION, f"canary promoted: {verdict.reason}")
 
     def _decided(self, candidate: CandidateArm, verdict: Verdict) -> None:
         self.metrics.canary_decisions.labels(verdict.decision).inc()
@@ -256,7 +256,7 @@ class CanaryController:
             }
         )
 
-    async def run(self, holder: Any, every_s: float = min(FOLLOW_S, JUDGE_S)) -> None:
+    async def run(self, holder: HoldsGeneration, every_s: float = min(FOLLOW_S, JUDGE_S)) -> None:
         """Forever: follow the peers' canary changes, then judge (run as a background task)."""
         while True:
             await asyncio.sleep(every_s)
@@ -273,7 +273,7 @@ class CanaryController:
         self.last_change = {k: record[k] for k in ("active", "reason", "at")} | {
             "version": record["spec"].get("version")
         }
-        key = key_of(record)
+        key = record_identity(record)
         if key == self._seen_pointer:
             return
         self._seen_pointer = key

@@ -47,7 +47,7 @@ class CanaryPointer:
         except OSError as exc:  # this worker acted; only its peers will not follow
             log.error("could not record the canary change for other workers in %s: %s", self.path, exc)
             return None
-        return key_of(record)
+        return record_identity(record)
 
     def read(self) -> dict[str, Any] | None:
         """This server's latest record, or None (absent, torn, or left by another server)."""
@@ -62,7 +62,7 @@ class CanaryPointer:
         return record
 
 
-def key_of(record: dict[str, Any]) -> str:
+def record_identity(record: dict[str, Any]) -> str:
     """A record's identity: the same start published twice differs by its time."""
     return json.dumps(record, sort_keys=True)
 
@@ -96,7 +96,7 @@ def archive(version: str, reason: str) -> None:
     Registry().archive(version, reason)
 
 
-async def quietly(action: Callable[..., None], *args: Any) -> None:
+async def write_registry(action: Callable[..., None], *args: Any) -> None:
     """Run a registry write in a thread; a failure is logged, the serving change stays."""
     try:
         await asyncio.to_thread(action, *args)
