@@ -17,11 +17,12 @@ demo: $(BIN)/recdrill
 	$(BIN)/recdrill demo --data $(DATA) --out runs/demo
 
 lint: $(BIN)/recdrill
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python tools/mirror.py --min-share 0.85
+	$(BIN)/python tools/sizes.py --max-module 450 --max-function 80
 
 test: lint
 	$(BIN)/pytest -q -m "not ray"

@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {lines:5d}  {name}")
     over = [m for m in modules if m[0] > args.max_module] + [f for f in functions if f[0] > args.max_function]
     if over:
-        print(f"sizes: {len(over)} over the limits, the first {over[0][1]} ({over[0][0]} lines)", file=sys.stderr)
+        print(
+            f"sizes: {len(over)} over the limits, the first {over[0][1]} ({over[0][0]} lines)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

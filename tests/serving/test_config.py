@@ -45,8 +45,16 @@ def test_knobs_at_their_defaults_leave_the_environment_alone() -> None:
         ("RECDRILL_MAX_IN_FLIGHT", "many", "RECDRILL_MAX_IN_FLIGHT must be an integer, got 'many'"),
         ("RECDRILL_BATCHING", "maybe", "RECDRILL_BATCHING must be on or off, got 'maybe'"),
         ("RECDRILL_DEADLINE_MS", "soon", "RECDRILL_DEADLINE_MS must be a number, got 'soon'"),
-        ("RECDRILL_MAX_IN_FLIGHT", "0", "max_in_flight must be an int >= 1, got 0"),
-        ("RECDRILL_CACHE_TTL_S", "-1", "cache_ttl_s must be positive, got -1.0"),
+        (
+            "RECDRILL_MAX_IN_FLIGHT",
+            "0",
+            "The 'max_in_flight' parameter of ServeConfig must be an int >= 1, got 0",
+        ),
+        (
+            "RECDRILL_CACHE_TTL_S",
+            "-1",
+            "The 'cache_ttl_s' parameter of ServeConfig must be positive, got -1.0",
+        ),
     ],
 )
 def test_bad_values_name_the_variable_and_value(variable: str, value: str, message: str) -> None:

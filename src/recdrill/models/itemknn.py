@@ -20,9 +20,9 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from recdrill._params import validate_params
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
-from recdrill.errors import ConfigError
 from recdrill.models.base import BaseRecommender, csr_from_state, csr_to_state
 
 _POPULARITY_PRIOR = 1e-6
@@ -88,11 +88,7 @@ class ItemKNNRecommender(BaseRecommender):
             ),
             "recency_decay": (self.recency_decay, 0.0 < self.recency_decay <= 1.0, "in (0, 1]"),
         }
-        for name, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ConfigError(
-                    f"The '{name}' parameter of ItemKNNRecommender must be {expected}, got {value!r}"
-                )
+        validate_params("ItemKNNRecommender", checks)
 
     def _fit(self, dataset: Dataset) -> None:
         self._learn(dataset.sequences(), dataset.n_items)

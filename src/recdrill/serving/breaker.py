@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from recdrill.errors import ConfigError
+from recdrill._params import validate_params
 
 
 class BreakerState(IntEnum):
@@ -79,11 +79,7 @@ class BreakerConfig:
             "open_s": (self.open_s, self.open_s >= 0, ">= 0"),
             "probes": (self.probes, self.probes >= 1, "an int >= 1"),
         }
-        for name, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ConfigError(
-                    f"The '{name}' parameter of BreakerConfig must be {expected}, got {value!r}"
-                )
+        validate_params("BreakerConfig", checks)
 
 
 @dataclass(frozen=True)

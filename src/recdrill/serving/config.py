@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recdrill._params import validate_params
 from recdrill.errors import ConfigError
 from recdrill.security.keystore import ENV_KEY_STORE, served_key_store_path
 
@@ -119,9 +120,7 @@ class ServeConfig:
             "key_rate_per_s": (self.key_rate_per_s, self.key_rate_per_s > 0, "positive"),
             "key_burst": (self.key_burst, self.key_burst >= 1, "an int >= 1"),
         }
-        for name, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ConfigError(f"{name} must be {expected}, got {value!r}")
+        validate_params("ServeConfig", checks)
 
     @staticmethod
     def hash_key(key: str) -> str:

@@ -74,7 +74,7 @@ def test_zero_variance_arms_are_decided_by_their_means() -> None:
     [{"min_samples": 1}, {"max_ndcg_drop": 1.0}, {"max_ndcg_drop": -0.1}, {"max_p99_ratio": 0.9}],
 )
 def test_bad_knobs_are_refused(knobs: dict[str, float]) -> None:
-    with pytest.raises(ConfigError, match="canary judge"):
+    with pytest.raises(ConfigError, match="parameter of CanaryJudge must be"):
         CanaryJudge(**knobs)  # type: ignore[arg-type]
 
 

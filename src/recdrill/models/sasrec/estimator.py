@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recdrill._params import validate_params
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
 from recdrill.data.splits import EvalFold, hold_out_last
@@ -183,11 +184,7 @@ class SASRecRecommender(BaseRecommender):
                 "auto or a number in [0, 1)",
             ),
         }
-        for name, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ConfigError(
-                    f"The '{name}' parameter of SASRecRecommender must be {expected}, got {value!r}"
-                )
+        validate_params("SASRecRecommender", checks)
 
     def _device(self) -> torch.device:
         if self.device == "auto":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from recdrill.errors import ConfigError
+from recdrill._params import validate_params
 
 
 @dataclass(frozen=True)
@@ -52,22 +52,17 @@ class ResponsePolicy:
     auto_promote: bool = True
 
     def __post_init__(self) -> None:
-        checks: dict[str, tuple[bool, str]] = {
-            "sustain_s": (self.sustain_s >= 0, ">= 0"),
-            "recent_window_s": (self.recent_window_s > 0, "> 0"),
-            "min_recent_events": (self.min_recent_events >= 1, "an int >= 1"),
-            "holdout_share": (0.0 < self.holdout_share < 1.0, "in (0, 1)"),
-            "min_holdout_users": (self.min_holdout_users >= 1, "an int >= 1"),
-            "min_gain": (math.isfinite(self.min_gain), "a finite number"),
-            "fine_tune_epochs": (self.fine_tune_epochs >= 1, "an int >= 1"),
-            "fine_tune_minutes": (self.fine_tune_minutes > 0, "> 0"),
-            "fine_tune_lr_scale": (self.fine_tune_lr_scale > 0, "> 0"),
-            "recent_weight": (self.recent_weight >= 1, "an int >= 1"),
-            "canary_percent": (0.0 < self.canary_percent <= 100.0, "in (0, 100]"),
+        checks = {
+            "sustain_s": (self.sustain_s, self.sustain_s >= 0, ">= 0"),
+            "recent_window_s": (self.recent_window_s, self.recent_window_s > 0, "> 0"),
+            "min_recent_events": (self.min_recent_events, self.min_recent_events >= 1, "an int >= 1"),
+            "holdout_share": (self.holdout_share, 0.0 < self.holdout_share < 1.0, "in (0, 1)"),
+            "min_holdout_users": (self.min_holdout_users, self.min_holdout_users >= 1, "an int >= 1"),
+            "min_gain": (self.min_gain, math.isfinite(self.min_gain), "a finite number"),
+            "fine_tune_epochs": (self.fine_tune_epochs, self.fine_tune_epochs >= 1, "an int >= 1"),
+            "fine_tune_minutes": (self.fine_tune_minutes, self.fine_tune_minutes > 0, "> 0"),
+            "fine_tune_lr_scale": (self.fine_tune_lr_scale, self.fine_tune_lr_scale > 0, "> 0"),
+            "recent_weight": (self.recent_weight, self.recent_weight >= 1, "an int >= 1"),
+            "canary_percent": (self.canary_percent, 0.0 < self.canary_percent <= 100.0, "in (0, 100]"),
         }
-        for name, (ok, expected) in checks.items():
-            if not ok:
-                value = getattr(self, name)
-                raise ConfigError(
-                    f"The '{name}' parameter of ResponsePolicy must be {expected}, got {value!r}"
-                )
+        validate_params("ResponsePolicy", checks)

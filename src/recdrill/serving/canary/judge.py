@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from recdrill.errors import ConfigError
+from recdrill._params import validate_params
 
 Decision = Literal["wait", "promote", "rollback"]
 Z_ONE_SIDED_99 = 2.326
@@ -96,9 +96,7 @@ class CanaryJudge:
             "p99_slack_ms": (self.p99_slack_ms, self.p99_slack_ms >= 0, ">= 0"),
             "min_latency_samples": (self.min_latency_samples, self.min_latency_samples >= 1, ">= 1"),
         }
-        for name, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ConfigError(f"canary judge: {name} must be {expected}, got {value!r}")
+        validate_params("CanaryJudge", checks)
 
     def decide(self, primary: ArmStats, candidate: ArmStats) -> Verdict:
         """``wait``, ``promote`` or ``rollback``, with a one-line reason naming the figures."""
