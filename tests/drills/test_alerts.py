@@ -43,9 +43,16 @@ def test_a_family_the_server_does_not_export_gives_no_signal() -> None:
     assert read_signals("# TYPE other gauge\nother 1\n") == {}
 
 
-def test_every_fault_says_which_alerts_can_name_it() -> None:
-    from recdrill.drills.alerts import FAULT_SIGNALS, SIGNALS
+def test_every_fault_names_the_alerts_that_can_detect_it() -> None:
+    from recdrill.drills.alerts import SIGNALS
     from recdrill.drills.faults.catalogue import catalogue
 
-    assert {f.name for f in catalogue()} == set(FAULT_SIGNALS)
-    assert set().union(*FAULT_SIGNALS.values()) <= set(SIGNALS)
+    faults = catalogue()
+    declared = {f.name: f.detected_by for f in faults if f.detected_by is not None}
+    assert len(declared) == len(faults), "declare detected_by on every fault"
+    assert set().union(*declared.values()) <= set(SIGNALS)
+    by_name = declared
+    assert by_name["ranker-error"] == {"fallback", "breaker-open"} and by_name["fallback-nan"] == {
+        "breaker-open"
+    }
+    assert by_name["bad-model-push"] == frozenset()  # only the quality hypotheses can see it

@@ -29,28 +29,6 @@ SIGNALS: dict[str, tuple[str, str, float]] = {
     "fallback": ("recdrill_fallbacks", "counter", 0.0),
 }
 
-# The alerts that can tell each fault apart. Faults run against live traffic, and an alert raised by
-# something else at the same time (the drift monitor reacting to the drill's own traffic mix, say)
-# must not count as detecting them; a fault not listed here is detected by any alert.
-FAULT_SIGNALS: dict[str, frozenset[str]] = {
-    name: frozenset(signals)
-    for names, signals in [
-        (("ranker-latency", "ranker-error", "ranker-nan"), ("fallback", "breaker-open")),
-        (("fallback-latency", "fallback-error", "fallback-nan"), ("breaker-open",)),
-        (("worker-kill", "worker-freeze", "cpu-hog", "memory-pressure"), ("server-errors", "shedding")),
-        (("traffic-surge", "hot-key"), ("shedding",)),
-        (("malformed-request-storm",), ("server-errors",)),
-        (("feedback-store-slow", "feedback-store-failing", "feedback-store-full", "feedback-store-locked"),
-         ("server-errors",)),
-        (("corrupt-artifact", "unsigned-artifact", "wrongly-signed-artifact"), ("model-refused",)),
-        (("feature-drift", "cold-start-flood"), ("drift",)),
-        (("poisoned-feedback",), ("anomaly", "feedback-quarantined")),
-        (("bad-model-push", "cache-stale", "cache-empty"), ()),  # only the quality hypotheses see these
-        (("network-latency", "network-drop", "network-reset"), ()),  # between client and server: no alert
-    ]
-    for name in names
-}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class SignalEvent:

@@ -3,7 +3,7 @@ deployment noticed, failed over and recovered, against the scenario's objectives
 
 - detect: the first sign after the fault began, from whichever came first: a hypothesis
   deviating (the window that shows it closes one second after its row) or one of the deployment's
-  own alerts that can name this fault (``recdrill.drills.alerts.FAULT_SIGNALS``; alerts already
+  own alerts that can name this fault (its ``FaultType.detected_by``; alerts already
   firing during the baseline are ignored, they cannot tell a fault apart).
 - fail over: the first request sent after the fault began that a fallback tier answered.
 - recover: after the revert, the first moment every hypothesis held again (0 when nothing deviated).
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from recdrill.drills.alerts import FAULT_SIGNALS, AlertWatcher
+from recdrill.drills.alerts import AlertWatcher
 from recdrill.drills.faults.catalogue import FaultParams, FaultType
 from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.scenario import FaultStep, Scenario
@@ -68,7 +68,7 @@ def fault_verdicts(
         sign_end = min(horizon, step.end_s + scenario.window_s)
         deviation = first_second(rows, step.start_s, sign_end, ok=False)
         deviation_s = None if deviation is None else deviation + 1 - step.start_s
-        alert = watcher.first_after(step.start_s, sign_end, noisy, FAULT_SIGNALS.get(step.fault))
+        alert = watcher.first_after(step.start_s, sign_end, noisy, run.ftype.detected_by)
         alert_s = None if alert is None else max(0.0, alert.t - step.start_s)
         candidates = [(v, by) for v, by in ((deviation_s, "hypotheses"), (alert_s, "alert")) if v is not None]
         detect_s, detected_by = min(candidates, key=lambda c: c[0]) if candidates else (None, None)

@@ -196,6 +196,7 @@ def _signature_fault(name: str, unsigned: bool) -> FaultType:
         revert=revert,
         needs=frozenset({"local", "model_dir"}),
         effect=f"the reload is refused (422, reason {reason!r}); the old version keeps serving",
+        detected_by=frozenset({"model-refused"}),
         leftovers=leftovers_of(name),
     )
 
@@ -210,6 +211,7 @@ register(
         revert=revert_corrupt,
         needs=frozenset({"model_dir"}),
         effect="the reload is refused (422, reason 'invalid model'); the old version keeps serving",
+        detected_by=frozenset({"model-refused"}),
         leftovers=leftovers_of("corrupt-artifact"),
     )
 )

@@ -107,6 +107,7 @@ register(
         revert=revert_bad_push,
         needs=frozenset({"model_dir"}),
         effect="the reload is accepted: no errors, no failover, NDCG@10 of served answers collapses",
+        detected_by=frozenset(),
         leftovers=leftovers_of("bad-model-push"),
     )
 )

@@ -55,6 +55,7 @@ register(
         inject=_inject("empty"),
         revert=remove_server_fault,
         effect="with the models failing too, answers fall past the cache to category or popularity",
+        detected_by=frozenset(),
         leftovers=_leftovers("empty"),
     )
 )
@@ -67,6 +68,7 @@ register(
         inject=_inject("stale"),
         revert=remove_server_fault,
         effect="served_by=cache for users answered before, even with a healthy primary: quality drops",
+        detected_by=frozenset(),
         leftovers=_leftovers("stale"),
     )
 )

@@ -75,6 +75,11 @@ class FaultType:
     revert: Callable[[DrillTarget, Any, Any], Observations]
     needs: frozenset[str] = frozenset()
     effect: str = ""  # what a drill should observe while it is active
+    # The deployment's alerts (``recdrill.drills.alerts.SIGNALS``) that can tell this fault apart.
+    # Faults run against live traffic, and an alert raised by something else at the same time (the
+    # drift monitor reacting to the drill's own traffic mix, say) must not count as detecting them;
+    # None: any alert; empty: none (only the hypotheses can see the fault).
+    detected_by: frozenset[str] | None = None
     leftovers: Callable[[DrillTarget], list[str]] | None = None
     # Checked before a drill starts (raise RecdrillError to refuse): a fault that cannot act on this
     # target should stop the drill before any traffic, not show up as an error halfway through.

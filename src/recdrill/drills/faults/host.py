@@ -216,6 +216,7 @@ register(
         revert=revert_cpu_hog,
         needs=frozenset({"local"}),
         effect="server latency rises (queueing for CPU); deadlines push more requests to fallback tiers",
+        detected_by=frozenset({"server-errors", "shedding"}),
         leftovers=cpu_hog_leftovers,
     )
 )
@@ -229,6 +230,7 @@ register(
         revert=revert_memory,
         needs=frozenset({"local"}),
         effect="less memory for the server and page cache; past the host's limit, the OOM killer acts",
+        detected_by=frozenset({"server-errors", "shedding"}),
         leftovers=memory_leftovers,
     )
 )

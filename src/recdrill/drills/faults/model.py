@@ -47,6 +47,9 @@ def _model_fault(
             inject=inject,
             revert=remove_server_fault,
             effect=effect,
+            # The primary failing sends traffic to the fallback; the fallback failing shows only
+            # in its breaker (the primary still answers most requests).
+            detected_by=frozenset({"fallback", "breaker-open"} if point == "ranker" else {"breaker-open"}),
             leftovers=active_server_faults,
         )
     )

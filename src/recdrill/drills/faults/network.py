@@ -101,6 +101,7 @@ register(
         revert=_remove,
         needs=frozenset({"proxy"}),
         effect="client-side latency rises by latency_ms; the server's own latency stays flat",
+        detected_by=frozenset(),
         leftovers=latency_leftovers,
     )
 )
@@ -114,6 +115,7 @@ register(
         revert=_remove,
         needs=frozenset({"proxy"}),
         effect="that share fails with 'server disconnected without a response'; a retry succeeds",
+        detected_by=frozenset(),
         leftovers=drop_leftovers,
     )
 )
@@ -127,6 +129,7 @@ register(
         revert=_remove,
         needs=frozenset({"proxy"}),
         effect="that share fails with 'connection reset by peer'; a retry succeeds",
+        detected_by=frozenset(),
         leftovers=reset_leftovers,
     )
 )

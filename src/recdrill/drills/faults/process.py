@@ -164,6 +164,7 @@ register(
         revert=revert_kill,
         needs=frozenset({"workers"}),
         effect="its in-flight requests fail (retried once); the supervisor starts a replacement",
+        detected_by=frozenset({"server-errors", "shedding"}),
         preflight=enough_workers,
     )
 )
@@ -177,6 +178,7 @@ register(
         revert=revert_freeze,
         needs=frozenset({"workers"}),
         effect="requests routed to it hang until revert or the supervisor's health check replaces it",
+        detected_by=frozenset({"server-errors", "shedding"}),
         leftovers=stopped,
         preflight=enough_workers,
     )

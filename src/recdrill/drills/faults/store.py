@@ -177,6 +177,7 @@ for _name, _kind, _params, _summary, _effect in _STORE_FAULTS:
             inject=_server_fault(_kind),
             revert=remove_server_fault,
             effect=_effect,
+            detected_by=frozenset({"server-errors"}),
             leftovers=_server_leftovers(_kind),
         )
     )
@@ -190,6 +191,7 @@ register(
         revert=revert_lock,
         needs=frozenset({"state_dir"}),
         effect="posts wait out the server's busy timeout (10 s), then answer 503; none acked is lost",
+        detected_by=frozenset({"server-errors"}),
         leftovers=held_locks,
     )
 )

@@ -280,6 +280,7 @@ register(
         revert=_stop,
         needs=frozenset({"plan"}),
         effect="admission control sheds the excess with fast 429s; no 5xx",
+        detected_by=frozenset({"shedding"}),
         leftovers=_leftovers,
     )
 )
@@ -292,6 +293,7 @@ register(
         inject=inject_hot_key,
         revert=_stop,
         effect="served like any user until admission control or the key's rate limit sheds it: 429, no 5xx",
+        detected_by=frozenset({"shedding"}),
         leftovers=_leftovers,
     )
 )
@@ -305,6 +307,7 @@ register(
         inject=inject_storm,
         revert=revert_storm,
         effect="every answer is a 4xx with a JSON body (bad_answers counts the others: must be 0)",
+        detected_by=frozenset({"server-errors"}),
         leftovers=_leftovers,
     )
 )
@@ -319,6 +322,7 @@ register(
         needs=frozenset({"snapshot"}),
         effect="the live drift monitor flags history_category (or history_log_price): "
         "recdrill_drift_detected{feature=...} 1",
+        detected_by=frozenset({"drift"}),
         leftovers=_leftovers,
     )
 )
@@ -332,6 +336,7 @@ register(
         revert=_stop,
         effect="answered by the popularity tier (served_by popular); the drift monitor's user_kind "
         "and unknown_items features move",
+        detected_by=frozenset({"drift"}),
         leftovers=_leftovers,
     )
 )
@@ -347,6 +352,7 @@ register(
         effect="the anomaly watch flags the bots (recdrill_anomalies_total{kind=user_burst}) and, "
         "with 5 min of feedback as reference, the item (kind=item_click_spike); flagged clicks "
         "are quarantined",
+        detected_by=frozenset({"anomaly", "feedback-quarantined"}),
         leftovers=_leftovers,
     )
 )
