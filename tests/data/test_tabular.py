@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recdrill.data.columns import ColumnMapping, parse_column_mapping
+from recdrill.data.columns import ColumnMapping
 from recdrill.data.dataset import EventType
-from recdrill.data.fields import parse_timestamps
 from recdrill.data.tabular import load_interactions
-from recdrill.errors import ConfigError, DataFileNotFoundError, DataFormatError, DataSchemaError
+from recdrill.errors import DataFileNotFoundError, DataFormatError, DataSchemaError
 
 
 def write(tmp_path: Path, text: str, name: str = "events.csv") -> Path:
@@ -188,31 +187,3 @@ def test_missing_file_and_unsupported_type(tmp_path: Path) -> None:
         load_interactions(tmp_path / "nope.csv")
     with pytest.raises(DataFormatError, match=r"events\.json: unsupported file type '\.json'"):
         load_interactions(write(tmp_path, "{}", "events.json"))
-
-
-def test_parse_timestamps_mixes_numbers_and_formats() -> None:
-    seconds, ok = parse_timestamps(pd.Series(["1970-01-02", "12/1/2010 8:26", "soon", None, "5"]))
-    assert seconds.tolist() == [86400, 1291191960, 0, 0, 5]
-    assert ok.tolist() == [True, True, False, False, True]
-
-
-def test_parse_column_mapping() -> None:
-    mapping = parse_column_mapping(" user=CustomerID, item=StockCode ,timestamp=InvoiceDate,event=")
-    assert mapping == ColumnMapping(user="CustomerID", item="StockCode", timestamp="InvoiceDate", event=None)
-    assert parse_column_mapping("timestamp=") == ColumnMapping(timestamp=None)
-    assert parse_column_mapping("") == ColumnMapping()
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("usr=CustomerID", r"unknown field 'usr'; fields are: user, item, timestamp,"),
-        ("user", r"entry 'user' must look like field=column"),
-        ("=x", r"entry '=x' must look like field=column"),
-        ("user=a,user=b", r"names field 'user' twice"),
-        ("item=", r"The 'item' column of a ColumnMapping must be a column name, got None"),
-    ],
-)
-def test_parse_column_mapping_errors(text: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        parse_column_mapping(text)

@@ -17,26 +17,24 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from recdrill.data.dataset import Dataset
+from recdrill.data.pseudonymise import Pseudonymiser
+from recdrill.data.snapshot import ShopSnapshot
+from recdrill.models.popularity import PopularityRecommender
+from recdrill.monitor.anomaly.monitor import AnomalyMonitor
+from recdrill.monitor.live import LiveMonitor
+from recdrill.serving.feedback.log import FeedbackLog
 from recdrill.serving.metrics import ServingMetrics
+from recdrill.serving.observers import ObserverContext, ServedModels
 from tests.conftest import REPO_ROOT
 
 RULES_DIR = REPO_ROOT / "deploy" / "prometheus"
 RULES = RULES_DIR / "alerts.yml"
 RULE_TESTS = RULES_DIR / "alerts_test.yml"
 
-# Exported by recdrill.monitor (drift detectors, anomaly rules, feedback quarantine), which owns
-# them; the serving metrics are read from a real exposition below instead.
-MONITOR_METRICS = frozenset(
-    {
-        "recdrill_drift_score",
-        "recdrill_drift_threshold",
-        "recdrill_drift_detected",
-        "recdrill_anomalies_total",
-        "recdrill_feedback_quarantined_total",
-    }
-)
 # The sample names each metric type adds to its family name in the text format.
 SUFFIXES = {
     "counter": ("_total",),
@@ -73,18 +71,37 @@ def _alert_names() -> set[str]:
     return {rule["alert"] for rule in _rules() if "alert" in rule}
 
 
-def _exported_names() -> set[str]:
-    """Every sample name the serving app can expose, from a real scrape of a fresh ServingMetrics.
+def _sample_names(text: str) -> set[str]:
+    """Every sample name a text exposition can hold.
 
     A labelled metric has no samples until a label set is used, so names come from the families
     (``# TYPE`` lines) and the suffixes of their type.
     """
-    text = ServingMetrics().exposition().decode()
     names: set[str] = set()
     for family in text_string_to_metric_families(text):
         names.add(family.name)
         names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ()))
     return names
+
+
+def _exported_names() -> set[str]:
+    """Every sample name the serving app can expose, from a real scrape of a fresh ServingMetrics."""
+    return _sample_names(ServingMetrics().exposition().decode())
+
+
+def _monitor_names(shop: Dataset, state_dir: Path) -> set[str]:
+    """Every sample name the monitors export (drift detectors, anomaly rules, feedback quarantine),
+    from a real exposition of a registry of their own: a LiveMonitor that has built its reference
+    and published one pass, and an AnomalyMonitor on a real feedback log."""
+    registry = CollectorRegistry()
+    served = ServedModels("v1", ShopSnapshot.from_dataset(shop), PopularityRecommender().fit(shop), None)
+    LiveMonitor(ObserverContext(registry, state_dir, lambda: served)).process(now=0.0)
+    feedback = FeedbackLog(state_dir / "feedback.db", pseudonymiser=Pseudonymiser(b"k" * 32), sealer=None)
+    try:
+        AnomalyMonitor(feedback, registry)
+    finally:
+        feedback.close()
+    return _sample_names(generate_latest(registry).decode())
 
 
 def metric_names(expr: str) -> set[str]:
@@ -154,10 +171,12 @@ def test_every_alert_pages_or_tickets_and_explains_itself() -> None:
             assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
 
 
-def test_rules_read_only_metrics_the_platform_exports() -> None:
+def test_rules_read_only_metrics_the_platform_exports(chain_shop: Dataset, tmp_path: Path) -> None:
     rules = _rules()
     recorded = {rule["record"] for rule in rules if "record" in rule}
-    known = _exported_names() | MONITOR_METRICS | recorded
+    serving = _exported_names()
+    monitor = _monitor_names(chain_shop, tmp_path)
+    known = serving | monitor | recorded
     used: set[str] = set()
     for rule in rules:
         used |= metric_names(rule["expr"])
@@ -166,3 +185,7 @@ def test_rules_read_only_metrics_the_platform_exports() -> None:
             used |= set(re.findall(r"\brecdrill_\w+", text))
     assert used - known == set(), f"rules read metrics nobody exports: {sorted(used - known)}"
     assert {"recdrill_requests_total", "recdrill_request_latency_seconds_bucket"} <= used
+    # The drift and anomaly alerts read what only the monitors export.
+    assert {"recdrill_drift_detected", "recdrill_drift_score", "recdrill_anomalies_total"} <= used & (
+        monitor - serving
+    )

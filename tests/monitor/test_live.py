@@ -129,8 +129,11 @@ def test_a_feedback_burst_is_quarantined_by_the_running_server(server: ServerPro
 
 def test_serve_without_monitor_exports_no_drift_metrics(model_dir: Path, tmp_path: Path) -> None:
     with ServerProcess(model_dir, tmp_path / "state", extra_args=["--no-monitor"]) as running:
-        text = httpx.get(running.url + "/metrics").text
-    assert "recdrill_drift_detected" not in text
+        response = httpx.get(running.url + "/metrics")
+    # A real scrape of a serving app: not an error page, an empty body or another server.
+    assert response.status_code == 200
+    assert "recdrill_requests_total" in response.text
+    assert "recdrill_drift_detected" not in response.text
 
 
 @pytest.mark.parametrize(

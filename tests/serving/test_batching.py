@@ -42,6 +42,25 @@ class CountingModel:
         return sums[:, None] + np.arange(N_ITEMS, dtype=np.float32)[None, :]
 
 
+class GatedModel:
+    """Scores as :class:`CountingModel` does, but each call waits (in whatever thread runs it) until
+    the test opens ``gate``: "the model is still working" without timing anything. Bounded, so a
+    failing test cannot hang."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.finished: list[int] = []  # the size of each call, once it has returned
+        self.threads: set[str] = set()
+        self._model = CountingModel()
+
+    def score(self, histories: Ragged) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        self.gate.wait(timeout=30.0)
+        scores = self._model.score(histories)
+        self.finished.append(len(histories))
+        return scores
+
+
 async def score_all(batcher: MicroBatcher, n: int) -> list[np.ndarray]:
     return await asyncio.gather(*(batcher.score(np.array([i, 10 * i])) for i in range(n)))
 
@@ -67,12 +86,26 @@ def test_a_batch_never_exceeds_max_batch_and_calls_waiting_meanwhile_go_next() -
 
 def test_a_lone_call_waits_at_most_max_wait() -> None:
     model = CountingModel()
-    batcher = MicroBatcher(model.score, max_batch=64, max_wait_ms=30)
-    started = time.perf_counter()
-    asyncio.run(score_all(batcher, 1))
+    events: list[str] = []
+    batcher = MicroBatcher(
+        model.score, max_batch=64, max_wait_ms=30, on_batch=lambda n: events.append(f"batch {n}")
+    )
+
+    async def main() -> None:
+        # Markers on the loop's own timer heap, around the batcher's 30 ms timer: timers fire in the
+        # order they are due, however slow the machine, so the order tells when the batch went.
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.015, events.append, "half max_wait")
+        call = asyncio.ensure_future(batcher.score(np.array([1])))
+        await asyncio.sleep(0)  # the call is queued and its timer armed
+        loop.call_later(0.06, events.append, "twice max_wait")
+        await call
+        await asyncio.sleep(0.06)  # let the last marker fire
+
+    asyncio.run(main())
     batcher.close()
     assert model.sizes == [1]
-    assert 0.025 <= time.perf_counter() - started < 1.0
+    assert events == ["half max_wait", "batch 1", "twice max_wait"]
 
 
 def test_switched_off_every_call_is_scored_alone_but_still_off_the_event_loop() -> None:
@@ -87,7 +120,7 @@ def test_switched_off_every_call_is_scored_alone_but_still_off_the_event_loop() 
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_the_event_loop_keeps_running_while_the_model_works(enabled: bool) -> None:
-    model = CountingModel(delay_s=0.3)
+    model = GatedModel()
     batcher = MicroBatcher(model.score, enabled=enabled, max_wait_ms=0)
     ticks = 0
 
@@ -96,11 +129,16 @@ def test_the_event_loop_keeps_running_while_the_model_works(enabled: bool) -> No
         call = asyncio.ensure_future(batcher.score(np.array([1])))
         while not call.done():
             ticks += 1
+            if ticks == 10:
+                model.gate.set()  # only a loop that kept running can let the model finish
             await asyncio.sleep(0.01)
 
     asyncio.run(main())
     batcher.close()
-    assert ticks >= 10  # the loop went round many times during the 300 ms model call
+    # The model held its call until the loop had gone round 10 times: on the loop itself, it would
+    # have blocked the loop until the gate's timeout, with a single tick counted.
+    assert ticks >= 10
+    assert model.finished == [1] and threading.main_thread().name not in model.threads
 
 
 def test_a_model_error_reaches_every_caller_of_the_batch() -> None:
@@ -118,21 +156,24 @@ def test_a_model_error_reaches_every_caller_of_the_batch() -> None:
 
 
 def test_a_caller_that_gives_up_does_not_block_the_next_batch() -> None:
-    model = CountingModel(delay_s=0.3)
+    model = GatedModel()
     batcher = MicroBatcher(model.score, max_wait_ms=0)
 
-    async def main() -> tuple[float, np.ndarray]:
-        started = time.perf_counter()
+    async def main() -> tuple[list[int], np.ndarray]:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.05):
                 await batcher.score(np.array([1]))
-        gave_up = time.perf_counter() - started
-        return gave_up, await batcher.score(np.array([2]))
+        finished_when_given_up = list(model.finished)
+        model.gate.set()
+        return finished_when_given_up, await batcher.score(np.array([2]))
 
-    gave_up, row = asyncio.run(main())
+    finished_when_given_up, row = asyncio.run(main())
     batcher.close()
-    assert gave_up < 0.25  # the caller left at its deadline, not when the model finished
+    # The caller left at its deadline while the model still held its batch (it cannot finish before
+    # the gate opens), not when the model finished.
+    assert finished_when_given_up == []
     assert row[0] == 2.0
+    assert model.finished == [1, 1]  # the abandoned batch finished, then the next one ran
 
 
 def test_the_router_deadline_gives_up_on_a_late_batched_primary(tmp_path: Path) -> None:
@@ -140,21 +181,30 @@ def test_the_router_deadline_gives_up_on_a_late_batched_primary(tmp_path: Path) 
     snapshot = ShopSnapshot.from_dataset(shop)
     knn = ItemKNNRecommender(neighbours=20).fit(shop)
 
+    gate = threading.Event()
+    finished: list[int] = []
+
     def slow_score(histories: Ragged) -> np.ndarray:
-        time.sleep(0.5)  # in the worker thread: the loop stays free, the deadline must fire
+        # In the worker thread, held until the test opens the gate: the loop stays free, so the
+        # deadline must fire while the model is still busy.
+        gate.wait(timeout=30.0)
+        finished.append(len(histories))
         return knn.score(histories)
 
     store = FaultStore(tmp_path / "faults.db")
+    batcher = MicroBatcher(slow_score)
     try:
-        tier = ModelTier(MicroBatcher(slow_score), knn.n_items_, FaultPoint(store, "ranker"))
+        tier = ModelTier(batcher, knn.n_items_, FaultPoint(store, "ranker"))
         router = TierRouter([tier], PopularityTier(snapshot), deadline_s=0.05)
-        started = time.perf_counter()
         routed = asyncio.run(router.route(TierRequest(snapshot.histories.row(0).astype(np.int64), 5)))
-        elapsed = time.perf_counter() - started
+        finished_when_answered = list(finished)
     finally:
+        gate.set()
+        batcher.close()
         store.close()
     assert routed.served_by == "popular" and routed.skipped == [("primary", "late")]
-    assert elapsed < 0.4
+    assert len(routed.answer.items) == 5
+    assert finished_when_answered == []  # answered by the fallback before the model call ended
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""The ``cache`` and ``feedback`` fault points, in process: a real chain (ItemKNN on saved folders,
-the SQLite fault table) and a real FeedbackLog in tmp_path.
+"""The fault table (FaultStore, FaultPoint) and the ``cache`` and ``feedback`` fault points, in process:
+a real chain (ItemKNN on saved folders, the SQLite fault table) and a real FeedbackLog in tmp_path.
 
 Live-server tests of the same faults, through the drill catalogue, are in
 tests/drills/faults/test_cache.py and tests/drills/faults/test_store.py.
@@ -22,9 +22,10 @@ from recdrill.data.pseudonymise import Pseudonymiser
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.errors import FeedbackLogError
 from recdrill.models.itemknn import ItemKNNRecommender
+from recdrill.serving import fault_points
 from recdrill.serving.cache import CachedList, LastGoodCache
 from recdrill.serving.config import ServeConfig
-from recdrill.serving.fault_points import FaultStore, FeedbackFaults
+from recdrill.serving.fault_points import FaultPoint, FaultStore, FeedbackFaults
 from recdrill.serving.feedback.log import FeedbackLog
 from recdrill.serving.feedback.schema import FeedbackEvent
 from recdrill.serving.generation import Generation, WorkerResources, load_generation
@@ -95,6 +96,62 @@ def test_the_new_points_accept_their_kinds() -> None:
 def test_lookup_bodies_are_bounded(ids: object) -> None:
     with pytest.raises(ValidationError):
         FeedbackLookupRequest.model_validate({"event_ids": ids})
+
+
+# --- the store and one fault point, on their own --------------------------------------------------
+
+
+def test_fault_expires_after_its_ttl_without_any_call(faults: FaultStore) -> None:
+    fault = faults.add("ranker", "error", ttl_s=0.3)
+    assert [f.id for f in faults.active()] == [fault.id]
+    time.sleep(0.5)  # nothing touches the store meanwhile
+    assert faults.active() == ()
+
+
+def test_expired_fault_stops_acting_even_inside_the_refresh_interval(tmp_path: Path) -> None:
+    store = FaultStore(tmp_path / "faults.db", refresh_s=3600.0)  # the cache is never re-read
+    try:
+        store.add("ranker", "nan", ttl_s=0.2)
+        assert len(store.active()) == 1
+        time.sleep(0.35)
+        assert store.active() == ()
+    finally:
+        store.close()
+
+
+def test_remove_returns_whether_a_fault_was_removed(faults: FaultStore) -> None:
+    kept = faults.add("ranker", "latency", ttl_s=60, latency_ms=10)
+    gone = faults.add("ranker", "error", ttl_s=60)
+    assert faults.remove(gone.id) is True
+    assert faults.remove(gone.id) is False
+    assert faults.remove("no-such-id") is False
+    assert [f.id for f in faults.active()] == [kept.id]
+
+
+def test_two_stores_on_one_file_see_each_others_faults(tmp_path: Path) -> None:
+    first = FaultStore(tmp_path / "faults.db", refresh_s=0.1)
+    second = FaultStore(tmp_path / "faults.db", refresh_s=0.1)
+    try:
+        assert second.active() == ()  # primes second's cache with "no faults"
+        fault = first.add("ranker", "error", ttl_s=60, rate=0.5)
+        time.sleep(0.2)  # past second's refresh interval
+        seen = second.active()
+        assert [(f.id, f.kind, f.rate) for f in seen] == [(fault.id, "error", 0.5)]
+        other = second.add("ranker", "nan", ttl_s=60)
+        assert [f.id for f in first.active()] == [fault.id, other.id]
+        assert second.remove(fault.id) is True
+        time.sleep(0.2)
+        assert [f.id for f in first.active()] == [other.id]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_fault_point_only_applies_faults_of_its_own_point(faults: FaultStore) -> None:
+    faults.add("elsewhere", "error", ttl_s=60)
+    assert asyncio.run(FaultPoint(faults, "ranker").before_call()) is False
+    faults.add("ranker", "nan", ttl_s=60)
+    assert asyncio.run(FaultPoint(faults, "ranker").before_call()) is True
 
 
 # --- cache ----------------------------------------------------------------------------------------
@@ -215,16 +272,51 @@ def test_full_store_fails_with_sqlite_full_and_recovers_when_the_fault_ends(
     assert not log.faults.capped
 
 
-def test_full_store_recovers_when_the_fault_expires(log: FeedbackLog, faults: FaultStore) -> None:
+class FakeClock:
+    """Stands in for the ``time`` module inside ``fault_points``: wall and monotonic time move only
+    when the test says so (or when a latency fault "sleeps"), so a TTL expires exactly when told."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_full_store_recovers_when_the_fault_expires(
+    log: FeedbackLog, faults: FaultStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(fault_points, "time", clock)
     log.append(event(0))
     faults.add("feedback", "full", ttl_s=0.5)
-    while True:  # fill the last free pages
+    refused = None
+    for n in range(1, 2001):  # fill the last free pages; the clock stands still meanwhile
         try:
-            log.append(event(len(log.read_after(0)) + 1))
-        except FeedbackLogError:
+            log.append(event(n))
+        except FeedbackLogError as exc:
+            assert "database or disk is full" in str(exc)
+            refused = f"ev-{n:06d}"
             break
-    time.sleep(0.6)
+    assert refused is not None, "the store never filled up under the full fault"
+    assert log.faults is not None and log.faults.capped
+    clock.advance(0.4)  # inside the TTL: still full
+    with pytest.raises(FeedbackLogError, match="full"):
+        log.append(event(5000))
+    clock.advance(0.2)  # past the TTL: the fault has expired without anyone removing it
+    assert faults.active() == ()
     assert log.append(event(9999)) > 0
+    assert log.present(["ev-009999", refused, "ev-005000"]) == {"ev-009999"}  # refused: never stored
+    assert not log.faults.capped
 
 
 def test_present_names_exactly_the_stored_ids_as_the_client_sent_them(log: FeedbackLog) -> None:

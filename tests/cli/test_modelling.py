@@ -1,34 +1,17 @@
-"""The command line: help everywhere, stable JSON, and one-line errors with non-zero exits."""
+"""``recdrill eval``, ``train``, ``tune`` and ``data report``: stable JSON, saved folders, one-line errors."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pandas as pd
 import pytest
 
-from recdrill.cli import cli, main
-
-
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = [prefix]
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            found += _commands(command, (*prefix, name))
-        else:
-            found.append((*prefix, name))
-    return found
-
-
-@pytest.mark.parametrize("command", _commands(cli), ids=lambda c: " ".join(c) or "recdrill")
-def test_every_command_has_help(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([*command, "--help"]) == 0
-    assert "Usage: recdrill" in capsys.readouterr().out
+from recdrill.cli import main
+from recdrill.data.snapshot import ShopSnapshot
+from tests.cli.conftest import SHOP
 
 
 @pytest.fixture
@@ -122,16 +105,88 @@ def test_unknown_model_is_a_usage_error(sequence_file: Path, capsys: pytest.Capt
     assert "unknown model 'bert'" in capsys.readouterr().err
 
 
-def test_installed_script_exits_non_zero_with_one_line(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.txt"
-    bad.write_text("1 2 3\nu2 4\n")
-    script = Path(sys.executable).with_name("recdrill")
-    run = subprocess.run(
-        [str(script), "data", "report", "--data", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def test_eval_of_a_missing_model_folder_is_one_line(
+    sequence_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = tmp_path / "models" / "gone"
+    assert main(["eval", "--data", str(sequence_file), "--model", str(gone)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"recdrill: error: model {str(gone)!r}: no such model folder"
+
+
+def test_eval_json_records_the_split_and_makes_its_folder(tmp_path: Path) -> None:
+    out = tmp_path / "reports" / "nested" / "eval.json"
+    args = ["eval", "--data", SHOP, "--model", "pop", "--split", "time", "--json", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["split"] == "time" and result["fold"] == "test" and result["model"] == "pop"
+    assert result["seconds"] == result["fit_seconds"] + result["eval_seconds"]
+
+
+def test_train_saves_model_and_snapshot_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "knn"
+    assert main(["train", "--data", SHOP, "--model", "itemknn", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"saved itemknn to {out} (fit ")
+    assert json.loads((out / "model.json").read_text())["kind"] == "itemknn"
+    assert ShopSnapshot.load(out) is not None
+    assert not (out / "training-checkpoint.pt").exists()
+
+
+def test_tune_output_feeds_train_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tuned = tmp_path / "tuned" / "best.json"
+    args = ["tune", "--data", SHOP, "--model", "itemknn", "--trials", "2", "--minutes", "0.5"]
+    assert main([*args, "--out", str(tuned)]) == 0
+    result = json.loads(tuned.read_text())
+    assert result["model"] == "itemknn" and 1 <= len(result["trials"]) <= 2
+    assert result["best_value"] == max(t["value"] for t in result["trials"] if t["value"] is not None)
+    assert capsys.readouterr().out.startswith(f"best validation NDCG@10 {result['best_value']:.4f}")
+    out = tmp_path / "trained"
+    assert (
+        main(["train", "--data", SHOP, "--model", "itemknn", "--out", str(out), "--params", str(tuned)]) == 0
     )
-    assert run.returncode == 4
-    assert run.stderr.count("\n") == 1 and "bad.txt:2" in run.stderr and run.stdout == ""
+    saved = json.loads((out / "model.json").read_text())["params"]
+    assert {name: saved[name] for name in result["best_params"]} == result["best_params"]
+
+
+def test_train_with_a_parameter_the_model_lacks_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"neighbors": 10}))
+    args = [
+        "train",
+        "--data",
+        SHOP,
+        "--model",
+        "itemknn",
+        "--out",
+        str(tmp_path / "m"),
+        "--params",
+        str(params),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("recdrill: error: itemknn has no parameter 'neighbors'; it has neighbours")
+    assert not (tmp_path / "m").exists()
+
+
+def test_tune_only_takes_tunable_models(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", "--data", SHOP, "--model", "pop", "--out", "t.json"]) == 2
+    assert "'pop' is not one of 'itemknn', 'sasrec'" in capsys.readouterr().err
+
+
+def test_data_report_prints_quality_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "q.csv"
+    table.write_text("user_id,item_id,timestamp\na,x,1\nb,,2\nc,y,3\na,y,4\nb,x,5\nc,x,6\n")
+    out = tmp_path / "quality.json"
+    assert main(["data", "report", "--data", str(table), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "missing item" in printed and printed.strip().splitlines()[-1].startswith("q: 3 users")
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "q"
+    quality = report["quality"]
+    assert (quality["rows_read"], quality["rows_kept"], quality["rows_dropped"]) == (6, 5, 1)
