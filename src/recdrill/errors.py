@@ -16,8 +16,8 @@ The hierarchy, with the exit code the CLI returns for each (one line on stderr, 
     │   ├── NotFittedError (AttributeError) predicting before ``fit``
     │   └── ModelFileError (ValueError)   a saved model is missing, corrupt or for other data
     ├── RegistryError                     the model registry cannot do what was asked        (exit 6)
-    │   ├── VersionNotFoundError          no such registered version
-    │   ├── StageError                    a promotion or rollback the stage rules forbid
+    │   ├── VersionNotFoundError (ValueError) no such registered version
+    │   ├── StageError (ValueError)       a promotion or rollback the stage rules forbid
     │   ├── KeyMaterialError              a signing or data key is missing or unusable
     │   └── ArtifactRefusedError          a stored artifact failed verification              (exit 7)
     │       ├── UnsignedArtifactError, BadSignatureError, ForeignSignatureError,

@@ -97,7 +97,7 @@ def test_a_bad_url_is_reported_before_a_missing_key() -> None:
         drill_target(base_url="gopher://shop")
 
 
-@pytest.mark.parametrize("pid", [0, -4, "1234", 3.5])
+@pytest.mark.parametrize("pid", [0, -4, "1234", 3.5, True])  # True: a JSON boolean, not pid 1
 def test_server_pid_must_be_a_positive_int(pid: object, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ADMIN_KEY_ENV, "k")
     with pytest.raises(ConfigError, match=f"server_pid must be a positive process id, got {pid!r}"):

@@ -182,3 +182,16 @@ def test_installed_script_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     )
     assert run.returncode == 4
     assert run.stderr.count("\n") == 1 and "bad.txt:2" in run.stderr and run.stdout == ""
+
+
+def test_an_explicit_exit_code_of_a_command_is_returned() -> None:
+    @click.command(THROWAWAY)
+    @click.pass_context
+    def command(ctx: click.Context) -> None:
+        ctx.exit(3)
+
+    cli.add_command(command)
+    try:
+        assert main([THROWAWAY]) == 3
+    finally:
+        cli.commands.pop(THROWAWAY, None)

@@ -251,3 +251,15 @@ def test_the_state_dependency_is_a_503_until_the_state_is_set(tmp_path: Path, mo
         assert ready.status_code == 200 and ready.json() == {"version": state.model_version}
     finally:
         state.close()
+
+
+def test_a_feedback_log_that_cannot_open_closes_what_start_up_opened(tmp_path: Path, model_dir: Path) -> None:
+    state_dir = tmp_path / "state"
+    (state_dir / FEEDBACK_DB).mkdir(parents=True)  # a folder where the log's file should be
+    with pytest.raises(FeedbackLogError, match="cannot open the feedback log"):
+        load_state(ServeConfig(model_dir, state_dir), ServingMetrics(), WorkerLoad(4))
+    (state_dir / FEEDBACK_DB).rmdir()
+    state = load_state(
+        ServeConfig(model_dir, state_dir), ServingMetrics(), WorkerLoad(4)
+    )  # the table reopens
+    state.close()

@@ -58,7 +58,7 @@ def drill_target(
         # Imported here: process faults pull in worker inspection that plain probes never need.
         from recdrill.drills.target import LocalServer
 
-        if not isinstance(server_pid, int) or server_pid <= 0:
+        if isinstance(server_pid, bool) or not isinstance(server_pid, int) or server_pid <= 0:
             raise ConfigError(f"server_pid must be a positive process id, got {server_pid!r}")
         workers = LocalServer(server_pid)
     snapshot = None

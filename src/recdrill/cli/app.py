@@ -21,7 +21,8 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``recdrill`` script; returns the exit code."""
     try:
-        cli.main(args=argv, prog_name="recdrill", standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's ``ctx.exit(code)``.
+        returned = cli.main(args=argv, prog_name="recdrill", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -33,4 +34,4 @@ def main(argv: list[str] | None = None) -> int:
     except RecdrillError as exc:
         click.echo(f"recdrill: error: {exc}", err=True)
         return exc.exit_code
-    return 0
+    return returned if isinstance(returned, int) and not isinstance(returned, bool) else 0

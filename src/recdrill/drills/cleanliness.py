@@ -8,6 +8,7 @@ serve as before and ``/readyz`` answers, and the served model version is the one
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from recdrill.drills.faults.catalogue import catalogue
 from recdrill.drills.faults.process import stopped_workers
 from recdrill.drills.faults.server_table import active_server_faults
 from recdrill.drills.target import DrillTarget
-from recdrill.errors import FaultUnavailableError
+from recdrill.errors import FaultUnavailableError, ProcessGoneError
 from recdrill.procs import ProcessRef, is_stopped
 
 WORKERS_BACK_S = 30.0  # a killed worker's replacement has this long to start before the check fails
@@ -83,7 +84,8 @@ def _continue_workers(target: DrillTarget, _: TargetSnapshot) -> str:
         return "no worker pids known"
     stopped = [pid for pid in target.workers.worker_pids() if is_stopped(pid)]
     for pid in stopped:
-        ProcessRef.of(pid).signal(signal.SIGCONT)
+        with contextlib.suppress(ProcessGoneError):  # replaced by the supervisor meanwhile
+            ProcessRef.of(pid).signal(signal.SIGCONT)
     return f"continued {len(stopped)} worker(s)"
 
 

@@ -256,7 +256,11 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        # One line, as every error: the parser's message with its line, not its caret drawing.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML: {problem}{where}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a scenario must be a mapping of keys, got {type(raw).__name__}")
     try:

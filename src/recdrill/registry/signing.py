@@ -51,10 +51,13 @@ def _hashing_config() -> hashing.Config:
 
 
 def sign_folder(folder: Path, private_pem: bytes) -> Path:
-    """Sign every file in ``folder``; writes and returns ``folder/signature.sigstore.json``."""
+    """Sign every file in ``folder``; writes and returns ``folder/signature.sigstore.json``, replacing
+    an earlier signature (which must not be hashed into the new statement: the hashing config's
+    ``ignore_paths`` only labels the statement, it does not skip the file)."""
     from model_signing import signing
 
     signature = folder / SIGNATURE_NAME
+    signature.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="recdrill-sign-") as scratch:
         key_path = Path(scratch) / "signing.pem"
         write_secret(key_path, private_pem)

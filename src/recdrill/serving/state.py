@@ -94,8 +94,13 @@ def load_state(config: ServeConfig, metrics: ServingMetrics, load: WorkerLoad) -
     except BaseException:
         faults.close()
         raise
-    canary = CanaryController(resources, reloader)
-    feedback = FeedbackLog(config.state_dir / FEEDBACK_DB, faults=FeedbackFaults(faults))
+    try:
+        canary = CanaryController(resources, reloader)
+        feedback = FeedbackLog(config.state_dir / FEEDBACK_DB, faults=FeedbackFaults(faults))
+    except BaseException:  # what start-up opened is closed again, not left to the process exit
+        generation.close()
+        faults.close()
+        raise
     return ServingState(resources, feedback, reloader, generation, canary)
 
 

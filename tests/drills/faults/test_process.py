@@ -19,7 +19,7 @@ from recdrill.drills.faults.process import (
     usable_workers,
 )
 from recdrill.drills.target import DrillTarget
-from recdrill.errors import ConfigError, FaultUnavailableError, ProcessFaultError, ProcessGoneError
+from recdrill.errors import ConfigError, FaultUnavailableError, ProcessFaultError
 from recdrill.procs import is_stopped
 from tests.drills.test_target import Pids
 from tests.test_procs import eventually
@@ -90,12 +90,6 @@ def test_continuing_a_worker_the_supervisor_replaced_touches_nothing(
     assert continue_worker(ref) == "already gone: the supervisor replaced the stopped worker"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProcessGoneError,
-    reason="suspected bug: signal_worker documents ProcessFaultError when the worker vanished, but "
-    "ProcessRef.of raises ProcessGoneError (a ServingError, exit 8) for a pid that is already gone",
-)
 def test_a_worker_that_vanished_is_a_process_fault(workers: list[subprocess.Popen[bytes]]) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

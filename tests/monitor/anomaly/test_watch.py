@@ -160,3 +160,21 @@ def test_an_unreadable_log_is_logged_and_judging_resumes_when_it_is_back(
     assert watch.judging is False  # closed at the end
     assert _quarantined(watch) == 40.0
     assert any("retrying" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_a_log_that_cannot_be_read_at_start_leaves_the_lock_free(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import fcntl
+
+    watch = AnomalyWatch(_context(tmp_path), interval_s=FAST_S)  # no feedback log in this folder
+    caplog.set_level(logging.WARNING, logger="recdrill.monitor.anomaly.watch")
+
+    async def scenario() -> None:
+        assert await _until(lambda: "feedback log unavailable" in caplog.text)
+        assert not watch.judging
+        with (tmp_path / ANOMALY_LOCK).open("ab") as other:  # another worker could take over
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+
+    asyncio.run(_running([watch], scenario))

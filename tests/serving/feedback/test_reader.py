@@ -106,3 +106,10 @@ def test_a_file_that_is_not_a_feedback_log_is_a_feedback_log_error(tmp_path: Pat
         FeedbackReader(other, pseudonymiser=PSEUDONYMISER).read_after(0)
     with pytest.raises(FeedbackLogError, match="no such table: feedback"):
         FeedbackReader(other, pseudonymiser=PSEUDONYMISER).present(["e-1"])
+
+
+def test_a_mistyped_path_is_an_error_and_leaves_no_file_behind(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    with pytest.raises(FeedbackLogError, match="could not read the feedback log"):
+        FeedbackReader(missing, pseudonymiser=Pseudonymiser(b"k" * 32)).count()
+    assert not missing.exists()

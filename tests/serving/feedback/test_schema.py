@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from recdrill.serving.feedback.schema import NEXT_ID, SCHEMA, FeedbackEvent, insert_event, open_for_writing
@@ -133,3 +134,11 @@ def test_a_file_that_is_not_a_database_cannot_be_opened(tmp_path: Path) -> None:
     db.write_bytes(b"not a database, just bytes" * 200)
     with pytest.raises(sqlite3.DatabaseError, match="file is not a database"):
         open_for_writing(db, busy_timeout_s=1.0)
+
+
+def test_a_file_that_cannot_be_migrated_is_refused_and_its_connection_closed(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-log.db"
+    path.write_bytes(b"this is not a database, but a text file " * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        open_for_writing(path, busy_timeout_s=1.0)
+    assert str(path) not in {f.path for f in psutil.Process().open_files()}  # its connection is closed

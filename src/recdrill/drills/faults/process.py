@@ -25,7 +25,7 @@ from pydantic import Field
 
 from recdrill.drills.faults.catalogue import FaultParams, FaultType, Observations, register
 from recdrill.drills.target import DrillTarget, WorkerSource
-from recdrill.errors import ProcessFaultError
+from recdrill.errors import ProcessFaultError, ProcessGoneError
 from recdrill.procs import ProcessRef, is_stopped
 
 ProcessFaultKind = Literal["kill", "freeze"]
@@ -56,9 +56,12 @@ def signal_worker(source: WorkerSource, kind: ProcessFaultKind, index: int) -> P
     pids = usable_workers(source)
     if index >= len(pids):
         raise ProcessFaultError(f"worker {index} asked for, but the target has {len(pids)} workers")
-    worker = ProcessRef.of(pids[index])
-    if not worker.signal(signal.SIGKILL if kind == "kill" else signal.SIGSTOP):
-        raise ProcessFaultError(f"worker {worker.pid} exited before it could be signalled")
+    try:
+        worker = ProcessRef.of(pids[index])
+    except ProcessGoneError:
+        worker = None
+    if worker is None or not worker.signal(signal.SIGKILL if kind == "kill" else signal.SIGSTOP):
+        raise ProcessFaultError(f"worker {pids[index]} exited before it could be signalled")
     return worker
 
 

@@ -74,10 +74,15 @@ class AnomalyWatch:
         except BlockingIOError:
             handle.close()
             return
+        try:
+            # A reader and the quarantine, not a FeedbackLog: judging needs no writer thread, no
+            # second write connection and no data key. It reads the log's last row at once.
+            self.monitor = AnomalyMonitor(FeedbackReader(state_dir / FEEDBACK_DB), self.context.registry)
+        except FeedbackLogError as exc:
+            handle.close()  # let go of the lock, so this or another worker tries again next time
+            log.warning("anomaly monitor: feedback log unavailable (%s); retrying", exc)
+            return
         self._lock = handle
-        # A reader and the quarantine, not a FeedbackLog: judging needs no writer thread, no
-        # second write connection and no data key.
-        self.monitor = AnomalyMonitor(FeedbackReader(state_dir / FEEDBACK_DB), self.context.registry)
         log.info("anomaly monitor: worker %d judges the feedback log", os.getpid())
 
 

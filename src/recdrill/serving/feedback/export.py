@@ -143,12 +143,15 @@ def _chunks(
     include_quarantined: bool,
 ) -> Iterator[list[Any]]:
     sealed = ", user_id_sealed, user_id_key" if reveal is not None else ""
-    query = f"SELECT id, user_id, item_id, event, ts, received_at, event_id{sealed} FROM feedback"
     parameters: tuple[float, ...] = ()
     conditions = []
     if since is not None:
         conditions, parameters = ["ts >= ?"], (since,)
     try:
+        present = {row[1] for row in connection.execute("PRAGMA table_info(feedback)")}
+        # A log no newer server has reopened (and so migrated) may predate client event ids.
+        event_id = "event_id" if "event_id" in present or not present else "NULL"
+        query = f"SELECT id, user_id, item_id, event, ts, received_at, {event_id}{sealed} FROM feedback"
         if not include_quarantined and has_quarantine(connection):
             conditions.append(NOT_QUARANTINED)
         if conditions:

@@ -72,7 +72,9 @@ class FeedbackReader:
 
     def _read(self, query: str, parameters: tuple[int | str, ...]) -> list[Any]:
         try:
-            with contextlib.closing(sqlite3.connect(self.path, timeout=self.busy_timeout_s)) as reader:
+            # mode=rw: a mistyped path is an error, not a new empty database left behind.
+            uri = f"{self.path.resolve().as_uri()}?mode=rw"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_s)) as reader:
                 return reader.execute(query, parameters).fetchall()
         except sqlite3.Error as exc:
             raise FeedbackLogError(f"{self.path}: could not read the feedback log: {exc}") from exc

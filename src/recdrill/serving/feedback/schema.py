@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from recdrill._sqlite import switch_to_wal
+from recdrill._sqlite import switch_to_wal, transaction
 from recdrill.serving.feedback.crypto import SEALED_COLUMNS
 from recdrill.serving.feedback.quarantine import QUARANTINE_SCHEMA
 
@@ -78,15 +78,18 @@ def open_for_writing(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         sqlite3.Error: the file cannot be opened or migrated (the log wraps it).
     """
     connection = sqlite3.connect(path, check_same_thread=False, timeout=busy_timeout_s, isolation_level=None)
-    switch_to_wal(connection)
-    connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("BEGIN IMMEDIATE")
-    connection.execute(SCHEMA)
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(feedback)")}
-    for name, kind in (("event_id", "TEXT"), *SEALED_COLUMNS):
-        if name not in columns:  # a file from before this column
-            connection.execute(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
-    connection.execute(EVENT_ID_INDEX)
-    connection.execute(QUARANTINE_SCHEMA)  # added later: an older file gains it here
-    connection.execute("COMMIT")
+    try:
+        switch_to_wal(connection)
+        connection.execute("PRAGMA synchronous=FULL")
+        with transaction(connection):
+            connection.execute(SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(feedback)")}
+            for name, kind in (("event_id", "TEXT"), *SEALED_COLUMNS):
+                if name not in columns:  # a file from before this column
+                    connection.execute(f"ALTER TABLE feedback ADD COLUMN {name} {kind}")
+            connection.execute(EVENT_ID_INDEX)
+            connection.execute(QUARANTINE_SCHEMA)  # added later: an older file gains it here
+    except BaseException:
+        connection.close()
+        raise
     return connection

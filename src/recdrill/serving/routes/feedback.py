@@ -15,7 +15,7 @@ from recdrill.security.roles import Role
 from recdrill.serving.feedback.schema import FeedbackEvent
 from recdrill.serving.observers import FeedbackSeen
 from recdrill.serving.schemas import FeedbackLookupRequest, FeedbackRequest
-from recdrill.serving.state import StateDep
+from recdrill.serving.state import ServingState, StateDep
 
 router = APIRouter()
 
@@ -27,7 +27,7 @@ async def feedback(body: FeedbackRequest, state: StateDep) -> JSONResponse:
         row = await state.feedback.submit(event)  # returns after the group commit, holding no thread
     except FeedbackLogError as exc:
         # Not committed, so not acknowledged: the client may retry (safely, with an event_id).
-        raise HTTPException(503, detail=f"feedback not recorded: {exc}") from exc
+        raise HTTPException(503, detail=f"feedback not recorded: {_client_safe(exc, state)}") from exc
     state.metrics.feedback.labels(body.event).inc()
     state.canary.feedback(body.user_id, body.item_id, body.event)  # a label for the canary judge
     for observer in state.observers:
@@ -42,7 +42,12 @@ async def lookup_feedback(body: FeedbackLookupRequest, state: StateDep) -> JSONR
     try:
         present = await asyncio.to_thread(state.feedback.present, body.event_ids)
     except FeedbackLogError as exc:
-        raise HTTPException(503, detail=f"feedback log not readable: {exc}") from exc
+        raise HTTPException(503, detail=f"feedback log not readable: {_client_safe(exc, state)}") from exc
     asked = list(dict.fromkeys(body.event_ids))
     missing = [event_id for event_id in asked if event_id not in present]
     return JSONResponse({"asked": len(asked), "present": len(asked) - len(missing), "missing": missing})
+
+
+def _client_safe(exc: FeedbackLogError, state: ServingState) -> str:
+    """What went wrong, without the server's file path (a client has no business knowing it)."""
+    return str(exc).removeprefix(f"{state.feedback.path}: ")
