@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -145,6 +146,11 @@ def test_a_real_deployment_has_one_replica_and_stopping_tears_ray_down(tmp_path:
         server = RayServerProcess(model, state_dir, RayOptions(min_replicas=1, max_replicas=1))
         with server:
             assert server.start_s > 0
+            # Ray names the replica's process (ray::ServeReplica:...) a moment after it first answers:
+            # wait for the title, as LocalDeployment does before a drill that kills replicas.
+            deadline = time.monotonic() + 60.0
+            while not server.worker_pids() and time.monotonic() < deadline:
+                time.sleep(0.5)
             [replica] = server.worker_pids()
             response = httpx.post(server.url + "/v1/recommend", json={"user_id": "u0", "k": 3}, timeout=30)
             assert response.status_code == 200 and response.json()["served_by"] == "primary"
