@@ -36,9 +36,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_server(model_dir: Path) -> Iterator[RayServerProcess]:
-    """One replica on a local Ray cluster, stopped when this module's tests are done (two clusters on
-    one machine at once interfere: test_ray_process.py starts its own): 13-30 s to start on a busy 2-core machine, ~5 s to stop,
-    about 1.8 GiB while it runs (Ray's agents, controller, proxy, HAProxy, the replica)."""
+    """One replica on a local Ray cluster: 13-30 s to start on a busy 2-core machine, ~5 s to stop,
+    about 1.8 GiB while it runs (Ray's agents, controller, proxy, HAProxy, the replica). Stopped when
+    this module's tests are done: two clusters on one machine at once interfere, and
+    test_ray_process.py starts its own."""
     pytest.importorskip("ray")
     # Not under pytest's basetemp: Ray's unix socket paths limit how long its folder's path may be.
     state_dir = Path(tempfile.mkdtemp(prefix="rdt-", dir="/tmp"))
