@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from recdrill.contract import AUDIT_DB
 from recdrill.errors import DataFileNotFoundError
 from recdrill.security.audit import AuditLog
 from recdrill.security.keystore import ApiKey, KeyStore, default_key_store_path
@@ -97,7 +98,7 @@ def list_keys(as_json: bool, store: Path | None) -> None:
 @click.option("--last", type=click.IntRange(1), default=50, show_default=True, help="How many rows.")
 def audit_log(state_dir: Path, last: int) -> None:
     """Print the last operator/admin actions (who, what, when, outcome) as JSON lines."""
-    path = state_dir / "audit.db"
+    path = state_dir / AUDIT_DB
     if not path.is_file():
         raise DataFileNotFoundError(path)
     log = AuditLog(path)

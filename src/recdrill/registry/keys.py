@@ -113,11 +113,6 @@ class DataKeyring:
         return None
 
 
-def write_secret(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the first byte, replacing it atomically."""
-    write_private(path, data)
-
-
 def read_secret(path: Path) -> bytes:
     """A key file's bytes; refuses a file that others can read, as ssh does."""
     try:
@@ -229,16 +224,16 @@ def init_keys(home: Path) -> list[Path]:
     files = KeyFiles(home)
     made = []
     if not files.signing.exists():
-        write_secret(files.signing, new_signing_key_pem())
+        write_private(files.signing, new_signing_key_pem())
         made.append(files.signing)
     if not files.signing_public.exists():  # for hosts that only verify: public, so not secret
         files.signing_public.write_bytes(public_key_pem(read_secret(files.signing)))
         made.append(files.signing_public)
     if not files.data.exists():
-        write_secret(files.data, encode_data_key(new_data_key()))
+        write_private(files.data, encode_data_key(new_data_key()))
         made.append(files.data)
     if not files.watermark.exists():
-        write_secret(files.watermark, encode_data_key(secrets.token_bytes(32)))
+        write_private(files.watermark, encode_data_key(secrets.token_bytes(32)))
         made.append(files.watermark)
     return made
 
@@ -257,7 +252,7 @@ def start_rotation(home: Path, environ: Mapping[str, str] | None = None) -> Data
             "to rotate, then move it into RECDRILL_DATA_KEY"
         )
     if not env.get(NEW_DATA_KEY_ENV) and not files.pending_data.exists():
-        write_secret(files.pending_data, encode_data_key(new_data_key()))
+        write_private(files.pending_data, encode_data_key(new_data_key()))
     keyring = load_data_keyring(home, env)
     if keyring.pending is None or keyring.pending.id == keyring.current.id:
         raise KeyMaterialError("the new data key is the same as the current one")

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 
+from recdrill._home import write_private
 from recdrill.errors import BadSignatureError, ForeignSignatureError, UnsignedArtifactError
-from recdrill.registry.keys import write_secret
 from recdrill.registry.manifest import SIGNATURE_NAME
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def sign_folder(folder: Path, private_pem: bytes) -> Path:
     signature.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="recdrill-sign-") as scratch:
         key_path = Path(scratch) / "signing.pem"
-        write_secret(key_path, private_pem)
+        write_private(key_path, private_pem)
         signer = signing.Config()  # type: ignore[no-untyped-call]
         signer.use_elliptic_key_signer(private_key=key_path)
         signer.set_hashing_config(_hashing_config()).sign(folder, signature)

@@ -7,10 +7,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recdrill.contract import MAX_HISTORY, MAX_K, MAX_LOOKUP
+from recdrill.contract import MAX_HISTORY, MAX_ID_CHARS, MAX_K, MAX_LOOKUP
 from recdrill.serving.fault_points import FaultKind, FaultPointName, validate_fault
 
-EventId = Annotated[str, Field(min_length=1, max_length=128)]  # as FeedbackRequest.event_id
+EventId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]  # as FeedbackRequest.event_id
 
 
 class Strict(BaseModel):
@@ -18,10 +18,10 @@ class Strict(BaseModel):
 
 
 class RecommendRequest(Strict):
-    user_id: str | None = Field(None, min_length=1, max_length=128)
+    user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
     history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
     k: int = Field(10, ge=1, le=MAX_K)
-    category: str | None = Field(None, min_length=1, max_length=128)
+    category: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
 
 
 class ScoredItem(BaseModel):
@@ -37,12 +37,12 @@ class RecommendResponse(BaseModel):
 
 
 class FeedbackRequest(Strict):
-    user_id: str = Field(min_length=1, max_length=128)
-    item_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    item_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     event: Literal["view", "click", "cart", "purchase"]
     ts: float = Field(default_factory=time.time, ge=0)
     # A client key that makes a retried post safe: the log stores each event_id once.
-    event_id: str | None = Field(None, min_length=1, max_length=128)
+    event_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
     # The price the user saw, when the client knows it: monitoring watches the price level for drift.
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
 

@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from recdrill._home import HOME_ENV
+from recdrill._home import HOME_ENV, write_private
 from recdrill.errors import ConfigError, KeyMaterialError
-from recdrill.registry.keys import (
-    DATA_KEY_ENV,
-    DataKey,
-    DataKeyring,
-    KeyFiles,
-    encode_data_key,
-    init_keys,
-    write_secret,
-)
+from recdrill.registry.keys import DATA_KEY_ENV, DataKey, DataKeyring, KeyFiles, encode_data_key, init_keys
 from recdrill.serving.feedback.crypto import (
     PSEUDONYMS_ONLY_ENV,
     SEALED_COLUMNS,
@@ -119,7 +111,7 @@ def test_a_sealer_seals_under_the_current_key_and_prefers_a_pending_one(tmp_path
     assert isinstance(sealer, UserIdSealer) and sealer.home == tmp_path
     current = sealer.sealing_key()
     assert current.source == str(KeyFiles(tmp_path).data)
-    write_secret(KeyFiles(tmp_path).pending_data, encode_data_key(NEW.key))  # a rotation under way
+    write_private(KeyFiles(tmp_path).pending_data, encode_data_key(NEW.key))  # a rotation under way
     assert sealer.sealing_key().id == NEW.id  # re-read for every batch
     assert sealer.keyring().current.id == current.id
 
