@@ -24,22 +24,24 @@ from __future__ import annotations
 
 import os
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = "1"  # per-core figures: before numpy starts its thread pools
+if __name__ == "__main__":  # a script's setting, never an importer's (harness.py)
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = "1"  # per-core figures: before numpy starts its thread pools
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict, deque  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import platform
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import poisson  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy.stats import poisson
 
-from recdrill.monitor.anomaly.monitor import EventBatch, ItemClickSpikeRule, UserBurstRule  # noqa: E402
+from harness import run_main
+from recdrill.monitor.anomaly.monitor import EventBatch, ItemClickSpikeRule, UserBurstRule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FULL = {"seconds": 900, "rate": 1000, "rounds": 2}
@@ -199,4 +201,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -38,6 +38,7 @@ from common import (
     train_itemknn,
     write_report,
 )
+from harness import run_main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batching.json"
 
@@ -146,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import run_main
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim, ShopSimConfig
 
@@ -129,4 +130,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from common import combine, drive, machine, pick_tool, sample_users, write_report
+from harness import run_main
 from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "code_ab.json"
@@ -69,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

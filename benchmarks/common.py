@@ -2,7 +2,8 @@
 the server's metrics, percentiles, and the JSON report with a description of the machine.
 
 Each benchmark runs as ``python benchmarks/NAME.py``, which puts this folder on ``sys.path``: they
-import this module as ``common``. One copy of the load generator keeps their figures comparable.
+import this module as ``common`` (and :mod:`harness` for what every script shares). One copy of
+the load generator keeps their figures comparable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -38,9 +38,8 @@ from recdrill.serving.runtime.local_process import ServerProcess
 K = 10
 N_USERS_CYCLED = 2000
 
-# A benchmark stopped with SIGTERM (``timeout``, CI) must still run its ``finally`` blocks, which stop
-# the servers it started: by default SIGTERM ends Python without them and leaves servers behind.
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+# Nothing here touches the process at import (Ray imports this module inside its replicas, off the
+# main thread): a script's SIGTERM handler is installed by harness.run_main, from its __main__ block.
 
 # --- model and users -------------------------------------------------------------------------
 

@@ -28,10 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+if __name__ == "__main__":  # a script's setting, never an importer's (harness.py)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from harness import run_main
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.shopsim.config import DriftConfig
 from recdrill.monitor.replay.shop import replay_shop
@@ -131,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -26,23 +26,25 @@ from __future__ import annotations
 
 import os
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = "1"  # per-core figures: before numpy starts its thread pools
+if __name__ == "__main__":  # a script's setting, never an importer's (harness.py)
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = "1"  # per-core figures: before numpy starts its thread pools
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-from scipy.stats import ks_2samp, wasserstein_distance  # noqa: E402
+import numpy as np
+from scipy.stats import ks_2samp, wasserstein_distance
 
-from recdrill.monitor.drift.bins import Binning  # noqa: E402
-from recdrill.monitor.drift.defaults import METHODS  # noqa: E402
-from recdrill.monitor.drift.detector import Detector  # noqa: E402
+from harness import run_main
+from recdrill.monitor.drift.bins import Binning
+from recdrill.monitor.drift.defaults import METHODS
+from recdrill.monitor.drift.detector import Detector
 
 RESULTS = Path(__file__).resolve().parent / "results" / "drift_throughput.json"
 TARGET = 1_000_000  # values/s per core (issue 7)
@@ -227,4 +229,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

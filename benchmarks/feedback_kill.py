@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from common import machine_brief, train_itemknn, write_report
+from harness import run_main
 from recdrill.procs import ProcessRef
 from recdrill.serving.runtime.local_process import ServerProcess
 
@@ -227,4 +228,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

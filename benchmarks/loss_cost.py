@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from harness import run_main
+
 OUT = Path(__file__).resolve().parent / "results" / "loss_cost.json"
 ITEMS, DIM, POSITIONS = 12_101, 64, 1_500
 
@@ -71,4 +73,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -29,9 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -39,6 +36,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
+from harness import run_main
 from recdrill.monitor.drift.defaults import compare, method_class
 from recdrill.monitor.replay.retail import (
     CURRENT,
@@ -221,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="July-August against September only")
     parser.add_argument("--data", type=Path, default=DATA, help="the Online Retail Parquet file")
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # files only, no display; here, not at import (harness.py)
     if not args.data.exists():
         print(f"error: {args.data}: no such file (the shared datasets are not present)", file=sys.stderr)
         return 2
@@ -286,4 +285,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

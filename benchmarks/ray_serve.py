@@ -56,6 +56,7 @@ from common import (
     train_itemknn,
     write_report,
 )
+from harness import run_main
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.serving.runtime.ray_backend import RayOptions, StopServing, ray_cluster, serve_forever
@@ -315,4 +316,4 @@ def print_table(report: dict[str, Any], results: dict[str, LoadResult]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

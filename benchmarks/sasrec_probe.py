@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import run_main
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.eval.evaluate import evaluate
@@ -50,4 +51,4 @@ def main(path: str, tag: str, settings: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "{}")
+    run_main(lambda: main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "{}"))

@@ -50,6 +50,7 @@ from common import (
     train_itemknn,
     write_report,
 )
+from harness import run_main
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.serving.runtime.child import ChildServer, free_port, spawn, wait_ready
@@ -209,4 +210,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

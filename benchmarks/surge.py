@@ -45,6 +45,7 @@ from common import (
     train_itemknn,
     write_report,
 )
+from harness import run_main
 from light_client import LOST, REFUSED, TIMEOUT, Outcome, bodies, closed_loop, open_loop
 from recdrill.serving.config import ServeConfig
 
@@ -168,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import run_main
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.splits import leave_one_out
@@ -198,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from common import K, machine_brief, percentile, sample_users, train_itemknn, write_report
+from harness import run_main
 from light_client import Outcome, bodies, closed_loop, open_loop
 from recdrill.procs import ProcessRef, wait_for_workers
 from recdrill.serving.config import ServeConfig
@@ -218,4 +219,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
