@@ -37,6 +37,8 @@ from recdrill.security.roles import Role
 BOOTSTRAP_NAME = "env:RECDRILL_ADMIN_KEY"  # ':' cannot appear in a stored key's name
 ACCESS_STATE = "access"  # the attribute of ``app.state`` that holds the AccessControl
 MAX_SUMMARISED_BODY = 64 * 1024
+PRINCIPAL_SCOPE_KEY = "recdrill.principal"  # the caller the access gate found (None: open, no key)
+ROLE_ATTRIBUTE = "recdrill_role"  # on a require_role dependency: the role it needs
 _CHALLENGE = {"WWW-Authenticate": f'APIKey header="{API_KEY_HEADER}"'}
 
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="recdrill API key")
@@ -138,6 +140,11 @@ class AccessControl:
 def require_role(role: Role | str) -> Callable[..., Awaitable[Principal | None]]:
     """A FastAPI dependency admitting keys whose role grants ``role`` (see ``roles.py``).
 
+    The serving app checks the key before it reads the body (its access gate finds this dependency
+    by :data:`ROLE_ATTRIBUTE` and leaves the caller in the scope); the dependency then only hands
+    the caller on. Without the gate (an app of other middleware) it checks the key itself. Declared
+    on the route either way, it is also what the OpenAPI document shows as the route's security.
+
     Example (not run here: it needs an app whose ``state.access`` is an open AccessControl)::
 
         @app.post("/v1/feedback", dependencies=[Depends(require_role("writer"))])
@@ -148,22 +155,31 @@ def require_role(role: Role | str) -> Callable[..., Awaitable[Principal | None]]
     async def check_key(
         request: Request, key: Annotated[str | None, Security(api_key_header)]
     ) -> Principal | None:
+        if PRINCIPAL_SCOPE_KEY in request.scope:
+            principal: Principal | None = request.scope[PRINCIPAL_SCOPE_KEY]
+            return principal
         access: AccessControl | None = getattr(request.app.state, ACCESS_STATE, None)
         if access is None:
             raise HTTPException(503, detail="server not started")
         pending = None
         if needed.audited and access.audit is not None:
             body = await request.body()  # already read by FastAPI for a body endpoint: no second read
-            summary = summarise_body(body) if len(body) <= MAX_SUMMARISED_BODY else f"body: {len(body)} bytes"
-            # The audit log keeps no e-mail address or phone number a body or path carried.
             pending = PendingAudit(
                 access.audit,
                 needed.value,
                 request.method,
                 scrub_text(request.url.path),
-                summary=scrub_text(summary),
+                summary=summary_of(body),
             )
             request.scope[AUDIT_SCOPE_KEY] = pending
         return access.authorise(key, needed, pending)
 
+    setattr(check_key, ROLE_ATTRIBUTE, needed)
     return check_key
+
+
+def summary_of(body: bytes) -> str:
+    """What the audit log keeps of a body: its top-level fields (``summarise_body``), or its size
+    when large, with e-mail addresses and phone numbers scrubbed."""
+    summary = summarise_body(body) if len(body) <= MAX_SUMMARISED_BODY else f"body: {len(body)} bytes"
+    return scrub_text(summary)

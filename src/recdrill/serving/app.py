@@ -4,8 +4,9 @@ metrics, faults, hot model reload and canaries.
 ``create_app(config)`` builds the app from its parts: the routes (``routes/``: one router per
 concern), the middleware (``middleware/``), the error handlers (``error_handlers``) and the worker's
 state (``state``), loaded in the lifespan; ``app_from_env()`` is the factory uvicorn workers call.
-Middleware, outermost first: metrics (counts every answer, 429s included), audit log, admission
-control.
+Middleware, outermost first: metrics (counts every answer, 429s included), audit log, the access
+gate (route, key check and audit record, before the body), the body reader (size limit, deadline,
+standard JSON), admission control (a slot only for a request whose body has arrived).
 
 Access: every endpoint but ``/healthz``, ``/readyz`` and ``/metrics`` needs a role
 (``recdrill.security.access``): reader for recommendations, writer for feedback, operator for
@@ -40,7 +41,9 @@ from recdrill.serving.config import ServeConfig
 from recdrill.serving.error_handlers import install_error_handlers
 from recdrill.serving.logs import install_log_scrubbing
 from recdrill.serving.metrics import ServingMetrics
+from recdrill.serving.middleware.access_gate import AccessGate, flat_routes
 from recdrill.serving.middleware.admission import AdmissionControl, WorkerLoad
+from recdrill.serving.middleware.body_reader import BodyReader
 from recdrill.serving.middleware.metrics import RequestMetrics
 from recdrill.serving.observers import ObserverContext, ServedModels, load_factory
 from recdrill.serving.routes import ROUTERS
@@ -103,6 +106,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         wait_s=config.admission_wait_ms / 1000.0,
         load=load,
     )
+    app.add_middleware(BodyReader, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
+    app.add_middleware(AccessGate, routes=flat_routes(app.routes, ROUTERS), access=access)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)

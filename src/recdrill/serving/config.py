@@ -21,6 +21,7 @@ ENV_ADMIN_KEY = "RECDRILL_ADMIN_KEY"
 ENV_FALLBACK_MODEL = "RECDRILL_FALLBACK_MODEL"
 ENV_MODEL_VERSION = "RECDRILL_MODEL_VERSION"
 ENV_OBSERVERS = "RECDRILL_OBSERVERS"
+ENV_REQUIRE_SIGNED = "RECDRILL_REQUIRE_SIGNED"
 
 
 def _parse_bool(value: str) -> bool:
@@ -46,6 +47,13 @@ _KNOBS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "breaker_min_calls": ("RECDRILL_BREAKER_MIN_CALLS", int, "an integer"),
     "key_rate_per_s": ("RECDRILL_KEY_RATE_PER_S", float, "a number"),
     "key_burst": ("RECDRILL_KEY_BURST", int, "an integer"),
+    "max_body_bytes": ("RECDRILL_MAX_BODY_BYTES", int, "an integer"),
+    "body_timeout_s": ("RECDRILL_BODY_TIMEOUT_S", float, "a number"),
+    "header_timeout_s": ("RECDRILL_HEADER_TIMEOUT_S", float, "a number"),
+    "keep_alive_s": ("RECDRILL_KEEP_ALIVE_S", float, "a number"),
+    "max_connections": ("RECDRILL_MAX_CONNECTIONS", int, "an integer"),
+    "feedback_past_s": ("RECDRILL_FEEDBACK_PAST_S", float, "a number"),
+    "feedback_future_s": ("RECDRILL_FEEDBACK_FUTURE_S", float, "a number"),
 }
 
 
@@ -80,8 +88,25 @@ class ServeConfig:
             ``model_dir``: each worker verifies it in the registry of ``RECDRILL_HOME`` and decrypts
             it into ``<state_dir>/models/<version>/`` at start-up, and a start-up refusal stops the
             worker; a reload without a body returns to it.
+        require_signed: serve only registry versions that verify (``recdrill serve --require-signed``,
+            ``RECDRILL_REQUIRE_SIGNED``): it needs ``model_version`` and allows no
+            ``fallback_model_dir`` (a version's own ``fallback/`` is verified with it), and the
+            workers refuse a reload of a plain folder (422, reason ``unsigned``).
         observers: import specs (``module:factory``) of traffic observers each worker starts
             (``observers.py``); ``recdrill serve`` adds the live drift monitor unless ``--no-monitor``.
+        max_body_bytes: the largest request body accepted (1 MiB); a larger one gets a 413 before
+            it is read (its declared length) or as soon as it passes the limit (chunked).
+        body_timeout_s: a body must have arrived this long after its headers, else 408: a client
+            trickling a body holds a coroutine, never an admission slot, and not for long.
+        header_timeout_s: a connection must complete a request's headers this long after it opened
+            (or after its previous answer), else it is closed (``runtime/protocol.py``).
+        keep_alive_s: an idle keep-alive connection is closed after this (uvicorn's
+            ``timeout_keep_alive``).
+        max_connections: connections (and requests in progress) per worker; beyond, uvicorn answers
+            503 (its ``limit_concurrency``). Far above ``max_in_flight``: slow clients are cut by the
+            timeouts, not by this cap, which only bounds a flood's file descriptors and memory.
+        feedback_past_s, feedback_future_s: a feedback ``ts`` must lie within this window around
+            the server's clock (30 days back, 5 minutes ahead), else 422 naming the field.
     """
 
     model_dir: Path
@@ -103,7 +128,15 @@ class ServeConfig:
     key_rate_per_s: float = 100.0
     key_burst: int = 200
     model_version: str | None = None
+    require_signed: bool = False
     observers: tuple[str, ...] = ()
+    max_body_bytes: int = 1 << 20
+    body_timeout_s: float = 10.0
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1024
+    feedback_past_s: float = 30 * 86_400.0
+    feedback_future_s: float = 300.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -119,8 +152,17 @@ class ServeConfig:
             "breaker_min_calls": (self.breaker_min_calls, self.breaker_min_calls >= 1, "an int >= 1"),
             "key_rate_per_s": (self.key_rate_per_s, self.key_rate_per_s > 0, "positive"),
             "key_burst": (self.key_burst, self.key_burst >= 1, "an int >= 1"),
+            "max_body_bytes": (self.max_body_bytes, self.max_body_bytes >= 1024, "an int >= 1024"),
+            "body_timeout_s": (self.body_timeout_s, self.body_timeout_s > 0, "positive"),
+            "header_timeout_s": (self.header_timeout_s, self.header_timeout_s > 0, "positive"),
+            "keep_alive_s": (self.keep_alive_s, self.keep_alive_s > 0, "positive"),
+            "max_connections": (self.max_connections, self.max_connections >= 1, "an int >= 1"),
+            "feedback_past_s": (self.feedback_past_s, self.feedback_past_s > 0, "positive"),
+            "feedback_future_s": (self.feedback_future_s, self.feedback_future_s >= 0, ">= 0"),
         }
         validate_params("ServeConfig", checks)
+        if self.require_signed:
+            validate_signed_only(self.model_version, self.fallback_model_dir)
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -130,6 +172,12 @@ class ServeConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
         env = os.environ if env is None else env
         version = env.get(ENV_MODEL_VERSION) or None
+        try:
+            require_signed = _parse_bool(env.get(ENV_REQUIRE_SIGNED, "off"))
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_REQUIRE_SIGNED} must be on or off, got {env[ENV_REQUIRE_SIGNED]!r}"
+            ) from None
         if ENV_MODEL not in env and version is None:
             raise ConfigError(
                 f"neither {ENV_MODEL} nor {ENV_MODEL_VERSION} is set: which model should be served?"
@@ -152,6 +200,7 @@ class ServeConfig:
             model_dir=Path(env[ENV_MODEL]) if ENV_MODEL in env else state_dir / "models" / str(version),
             state_dir=state_dir,
             model_version=version,
+            require_signed=require_signed,
             admin_key_sha256=cls.hash_key(key) if key else None,
             fallback_model_dir=Path(fallback) if fallback else None,
             key_store=served_key_store_path(env),
@@ -180,6 +229,27 @@ class ServeConfig:
             env[ENV_KEY_STORE] = str(self.key_store)
         if self.model_version is not None:
             env[ENV_MODEL_VERSION] = self.model_version
+        if self.require_signed:
+            env[ENV_REQUIRE_SIGNED] = "on"
         if self.observers:
             env[ENV_OBSERVERS] = ",".join(self.observers)
         return env
+
+
+def validate_signed_only(model_version: str | None, fallback_model_dir: Path | None) -> None:
+    """Refuse what a server that requires signed models cannot serve: a plain model folder.
+
+    Raises:
+        ConfigError: no registry version to serve, or a fallback folder given beside it.
+    """
+    if model_version is None:
+        raise ConfigError(
+            "--require-signed serves only registry versions that verify: give --registry-version "
+            "VERSION, not --model FOLDER ('recdrill registry push FOLDER' registers a folder)"
+        )
+    if fallback_model_dir is not None:
+        raise ConfigError(
+            f"--require-signed serves only registry versions that verify, and the fallback "
+            f"{fallback_model_dir} is a plain folder: leave out --fallback-model (a version's own "
+            "fallback/ is signed and verified with it)"
+        )

@@ -40,7 +40,16 @@ class FeedbackRequest(Strict):
     user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     item_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     event: Literal["view", "click", "cart", "purchase"]
-    ts: float = Field(default_factory=time.time, ge=0)
+    # Finite, and checked at run time to lie within the server's window around its clock
+    # (ServeConfig.feedback_past_s / feedback_future_s: 30 days back, 5 minutes ahead by default).
+    ts: float = Field(
+        default_factory=time.time,
+        ge=0,
+        allow_inf_nan=False,
+        description="When the event happened (epoch seconds; the server's receive time if left out). "
+        "Must lie within the server's window around its clock (by default 30 days back to 5 minutes "
+        "ahead), checked at run time: outside it, 422 naming `ts`.",
+    )
     # A client key that makes a retried post safe: the log stores each event_id once.
     event_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
     # The price the user saw, when the client knows it: monitoring watches the price level for drift.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,7 +245,10 @@ def test_the_monitor_quarantines_and_counts_flagged_events(feedback: FeedbackLog
     post(feedback, shop_traffic(0, 0.0, 20.0))  # before the monitor started: not judged
     metrics = ServingMetrics()
     # No warm-up for the item rule: the test's log is too short to learn rates (min_expected applies).
-    monitor = AnomalyMonitor(feedback, metrics.registry, items=ItemClickSpikeRule(min_reference_s=0))
+    # Event time: the test writes 40 s of traffic in a moment.
+    monitor = AnomalyMonitor(
+        feedback, metrics.registry, items=ItemClickSpikeRule(min_reference_s=0), clock="ts"
+    )
     assert monitor.after_id == 200
     traffic, attack = shop_traffic(1, 1000.0, 40.0), attacks(1000.0)
     events = sorted(traffic + attack, key=lambda e: e.ts)
@@ -316,5 +320,42 @@ def test_a_failed_quarantine_write_is_retried_and_rows_are_judged_once(tmp_path:
         assert (again.events, again.quarantined) == (0, 40)  # the write, not the rows, was retried
         assert monitor.counts["user_burst"] == 1 and len(quarantine_of(feedback.path)) == 40
         assert monitor.registry.get_sample_value("recdrill_feedback_quarantined_total") == 40.0
+    finally:
+        feedback.close()
+
+
+@pytest.mark.parametrize("bad_ts", [float("inf"), float("-inf"), 4_102_444_800.0])  # the last: year 2100
+@pytest.mark.parametrize("clock", ["received_at", "ts"])
+def test_no_client_timestamp_blinds_the_monitor(tmp_path: Path, bad_ts: float, clock: str) -> None:
+    """A non-finite or far-future ``ts`` (stored before the API and the log refused them, or written
+    by another tool) never breaks a pass, and a 60-event bot burst after it is still quarantined."""
+    feedback = FeedbackLog(tmp_path / "feedback.db", pseudonymiser=PSEUDONYMS, sealer=None)
+    try:
+        monitor = AnomalyMonitor(feedback, clock=clock)  # type: ignore[arg-type]
+        now = time.time()
+        with contextlib.closing(sqlite3.connect(feedback.path)) as other, other:
+            other.execute(
+                "INSERT INTO feedback (user_id, item_id, event, ts, received_at) VALUES (?, ?, ?, ?, ?)",
+                ("mallory", "SKU-1", "click", bad_ts, now),
+            )
+        burst = [FeedbackEvent("bot", f"SKU-{i}", "click", now + i / 10) for i in range(60)]
+        post(feedback, burst)
+        result = monitor.poll()
+        assert result.events == 61 and result.flagged == 60
+        reasons = [reason for user, _, reason in quarantine_of(feedback.path)]
+        assert reasons.count("user_burst") == 60
+        unjudged = 1 if clock == "ts" else 0  # receive time places every row; event time not that one
+        assert reasons.count("unjudgeable") == unjudged
+        assert monitor.registry.get_sample_value("recdrill_anomaly_unjudged_total") == unjudged
+        assert monitor.poll().events == 0  # the pass moved on
+    finally:
+        feedback.close()
+
+
+def test_an_unknown_clock_is_named(tmp_path: Path) -> None:
+    feedback = FeedbackLog(tmp_path / "feedback.db", pseudonymiser=PSEUDONYMS, sealer=None)
+    try:
+        with pytest.raises(ConfigError, match="unknown clock 'wall'"):
+            AnomalyMonitor(feedback, clock="wall")  # type: ignore[arg-type]
     finally:
         feedback.close()

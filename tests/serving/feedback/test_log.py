@@ -283,7 +283,8 @@ def test_read_after_hands_out_committed_rows_in_order(log: FeedbackLog) -> None:
     ids = [log.append(event(i)) for i in range(6)]
     rows = log.read_after(ids[1], limit=3)
     assert [r[0] for r in rows] == ids[2:5] and log.last_id() == ids[-1]
-    _, user, item, kind, ts = rows[0]
+    _, user, item, kind, ts, received_at = rows[0]
+    assert abs(received_at - time.time()) < 3600  # the server's clock, not the event's
     assert user.startswith("u_") and user != "U-2"  # as stored: the pseudonym
     assert (item, kind, ts) == ("SKU-000002", "cart", 1_700_000_002.0)
 
@@ -356,3 +357,12 @@ def test_a_log_from_before_quarantine_exports_and_gains_it_on_open(tmp_path: Pat
         log.close()
     assert stored(db)[4] == "SKU-3" and quarantined(db) == {4: "spike"}
     assert export_feedback(db, tmp_path / "new.csv") == 5 and count_withheld(db) == 1
+
+
+@pytest.mark.parametrize("ts", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_event_time_is_refused_and_the_writer_goes_on(log: FeedbackLog, ts: float) -> None:
+    # NaN once reached SQLite as NULL, INSERT OR IGNORE skipped the row, and the writer thread died
+    # on the missing row: every later append waited forever.
+    with pytest.raises(FeedbackLogError, match="event time must be finite"):
+        log.append(FeedbackEvent("U-1", "SKU-1", "click", ts))
+    assert log.append(FeedbackEvent("U-1", "SKU-1", "click", 1.0)) == 1

@@ -48,14 +48,14 @@ def test_read_after_returns_later_rows_oldest_first_in_bounded_pieces(
 ) -> None:
     write(writer, [event(i) for i in range(6)])
     assert reader.count() == 6 and reader.last_id() == 6
-    assert reader.read_after(2, limit=3) == [
+    assert [row[:5] for row in reader.read_after(2, limit=3)] == [
         (3, "u_0000000000000002", "SKU-2", "view", 2.0),
         (4, "u_0000000000000000", "SKU-3", "click", 3.0),
         (5, "u_0000000000000001", "SKU-4", "view", 4.0),
     ]
     assert [row[0] for row in reader.read_after(5)] == [6] and reader.read_after(6) == []
     row = reader.read_after(0, limit=1)[0]
-    assert [type(value) for value in row] == [int, str, str, str, float]
+    assert [type(value) for value in row] == [int, str, str, str, float, float]
 
 
 def test_read_after_skips_ids_a_deleted_row_left(reader: FeedbackReader, writer: sqlite3.Connection) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
+import pytest
 
 from tests.serving.routes.conftest import ADMIN
 from tests.serving.test_app import metric
@@ -78,3 +80,25 @@ def test_lookup_is_an_operator_endpoint(api: httpx.Client) -> None:
     assert missing.status_code == 401 and "X-API-Key" in missing.json()["error"]
     assert api.post("/admin/feedback/lookup", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
     assert api.post("/admin/feedback/lookup", json=body, headers=ADMIN).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("ts", "why"),
+    [
+        (4_102_444_800, "outside the accepted window"),  # the year 2100
+        (1e308, "outside the accepted window"),
+        (time.time() - 31 * 86_400, "outside the accepted window"),  # a month and a day ago
+        (-1, "greater than or equal to 0"),
+    ],
+)
+def test_an_event_time_outside_the_window_is_a_422_naming_ts(api: httpx.Client, ts: float, why: str) -> None:
+    answer = api.post("/v1/feedback", json={"user_id": "u1", "item_id": "i1", "event": "click", "ts": ts})
+    assert answer.status_code == 422
+    (detail,) = answer.json()["detail"]
+    assert detail["loc"] == ["body", "ts"] and why in detail["msg"]
+
+
+def test_an_event_time_inside_the_window_is_committed(api: httpx.Client) -> None:
+    for ts in (time.time() - 29 * 86_400, time.time() + 60):
+        answer = api.post("/v1/feedback", json={"user_id": "u1", "item_id": "i1", "event": "click", "ts": ts})
+        assert answer.status_code == 200, answer.text

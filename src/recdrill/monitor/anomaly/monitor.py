@@ -26,8 +26,14 @@ of events (:class:`EventBatch`: arrays of users, items, event kinds and event ti
     first 5 minutes of the stream (``min_reference_s``), while no rate is known yet. Flagged for
     the anomalous window plus 60 s of cool-down.
 
-Both judge event time (the ``ts`` of the events), not wall-clock time, so a replay gives the same
-flags as live traffic. How the stream is cut into batches does not change the user rule's verdicts
+Both judge the time of a batch's events, never the wall clock. :class:`AnomalyMonitor` gives them
+the server's receive time by default (``clock="received_at"``): a client chooses its events' ``ts``,
+and one far-future ``ts`` once moved the user rule's clock so far ahead that no burst after it was
+caught (a bot could also spread its events' claimed times to stay under the rate). Offline replays
+of a log written with trustworthy event times may judge ``clock="ts"`` instead. A row that cannot be
+judged (a non-finite time, or with ``ts`` an event claimed to lie in the future of its arrival) is
+quarantined as ``unjudgeable``, counted in ``recdrill_anomaly_unjudged_total`` and skipped: one bad
+row never stops a pass. How the stream is cut into batches does not change the user rule's verdicts
 (it counts each event's own window) and moves the item rule's only by its evaluation step (5 s).
 
 :class:`AnomalyMonitor` glues them to the feedback log: every call to :meth:`AnomalyMonitor.poll`
@@ -51,12 +57,13 @@ import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter
 
-from recdrill.errors import FeedbackLogError
+from recdrill.errors import ConfigError, FeedbackLogError
 from recdrill.monitor.anomaly.flags import EventBatch, Flag, FlagBook
 from recdrill.monitor.anomaly.item_spikes import ItemClickSpikeRule
 from recdrill.monitor.anomaly.user_bursts import UserBurstRule
-from recdrill.serving.feedback.quarantine import Quarantine
+from recdrill.serving.feedback.quarantine import CLOCKS, Clock, Quarantine
 from recdrill.serving.feedback.reader import READ_LIMIT, FeedbackReader
+from recdrill.serving.feedback.schema import StoredRow
 
 __all__ = [
     "AnomalyMonitor",
@@ -74,6 +81,8 @@ KINDS = (UserBurstRule.kind, ItemClickSpikeRule.kind)
 INTERVAL_S = 1.0
 # Judged batches remembered (event time) to bound quarantine scans: far beyond any flag's reach back.
 HISTORY_S = 600.0
+UNJUDGEABLE = "unjudgeable"  # the quarantine reason of rows no rule can place in time
+FUTURE_SLACK_S = 300.0  # with clock="ts": how far an event's time may lie past its arrival
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,11 @@ class AnomalyMonitor:
         items: ItemClickSpikeRule | None = None,
         after_id: int | None = None,
         read_limit: int = READ_LIMIT,
+        clock: Clock = "received_at",
     ) -> None:
+        if clock not in CLOCKS:
+            raise ConfigError(f"unknown clock {clock!r}: expected one of {', '.join(CLOCKS)}")
+        self.clock = clock
         self.feedback = feedback
         self.quarantine = quarantine or Quarantine(
             feedback.path, busy_timeout_s=feedback.busy_timeout_s, pseudonymiser=feedback.pseudonymiser
@@ -141,6 +154,11 @@ class AnomalyMonitor:
         self.quarantined = Counter(
             "recdrill_feedback_quarantined",
             "Feedback events quarantined (kept out of retraining data) by the anomaly monitor.",
+            registry=self.registry,
+        )
+        self.unjudged = Counter(
+            "recdrill_anomaly_unjudged",
+            "Feedback events the anomaly monitor could not place in time (quarantined, skipped).",
             registry=self.registry,
         )
         for kind in KINDS:  # both series exist (at 0) from the start: alerts see no gaps
@@ -173,13 +191,12 @@ class AnomalyMonitor:
         events = flagged = anomalies = 0
         quarantined = self._flush()  # what an earlier poll could not write
         while rows := self.feedback.read_after(self.after_id, self.read_limit):
-            row_ids, users, items, kinds, ts = zip(*rows, strict=True)
-            ids = np.asarray(row_ids, dtype=np.int64)
-            batch = EventBatch.create(users, items, kinds, ts)
-            flagged += self._judge(ids, batch)
-            anomalies += self._count_anomalies()
-            events += batch.size
-            self.after_id = int(ids[-1])
+            ids, batch = self._batch(rows)
+            if batch.size:
+                flagged += self._judge(ids, batch)
+                anomalies += self._count_anomalies()
+            events += len(rows)
+            self.after_id = int(rows[-1][0])
             quarantined += self._flush()
             if len(rows) < self.read_limit:
                 break
@@ -194,6 +211,28 @@ class AnomalyMonitor:
             except FeedbackLogError as exc:  # a busy or failing disk: try again next time
                 log.warning("anomaly monitor: %s", exc)
             await asyncio.sleep(interval_s)
+
+    def _batch(self, rows: list[StoredRow]) -> tuple[NDArray[np.int64], EventBatch]:
+        """The judgeable rows as a batch on the monitor's clock; the others are queued for the
+        quarantine and counted."""
+        row_ids, users, items, kinds, ts, received = zip(*rows, strict=True)
+        ids = np.asarray(row_ids, dtype=np.int64)
+        claimed, arrived = np.asarray(ts, dtype=np.float64), np.asarray(received, dtype=np.float64)
+        times = arrived if self.clock == "received_at" else claimed
+        judgeable = np.isfinite(times)
+        if self.clock == "ts":
+            with np.errstate(invalid="ignore"):
+                judgeable &= claimed <= arrived + FUTURE_SLACK_S
+        if not judgeable.all():
+            skipped = ids[~judgeable].tolist()
+            self.unjudged.inc(len(skipped))
+            log.warning(
+                "anomaly monitor: %d feedback rows cannot be placed in time: quarantined", len(skipped)
+            )
+            self._pending.append(functools.partial(self.quarantine.rows, skipped, UNJUDGEABLE))
+        keep = np.flatnonzero(judgeable)
+        user_ids, item_ids, events = (np.asarray(c, dtype=object)[keep] for c in (users, items, kinds))
+        return ids[keep], EventBatch.create(user_ids, item_ids, events, times[keep])
 
     def _judge(self, ids: NDArray[np.int64], batch: EventBatch) -> int:
         """Run both rules on a batch and queue its quarantine writes; returns events flagged."""
@@ -221,6 +260,7 @@ class AnomalyMonitor:
             since=flag.since,
             until=flag.until,
             from_id=self._from_id(flag.since),
+            clock=self.clock,
         )
 
     def _count_anomalies(self) -> int:

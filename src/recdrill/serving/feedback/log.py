@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -52,6 +54,8 @@ from recdrill.serving.feedback.crypto import UserIdSealer, load_user_id_sealer, 
 from recdrill.serving.feedback.quarantine import Quarantine
 from recdrill.serving.feedback.reader import BUSY_TIMEOUT_S, FeedbackReader
 from recdrill.serving.feedback.schema import NEXT_ID, FeedbackEvent, insert_event, open_for_writing
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
 
@@ -144,6 +148,8 @@ class FeedbackLog(FeedbackReader):
         self._writer.join()
 
     def _enqueue(self, event: FeedbackEvent) -> Future[int]:
+        if not math.isfinite(event.ts):  # SQLite would store NaN as NULL; no monitor can place inf
+            raise FeedbackLogError(f"{self.path}: event time must be finite, got {event.ts!r}")
         raw_user_id = event.user_id if self._sealer is not None else ""
         event = self._protect(event)
         future: Future[int] = Future()
@@ -171,7 +177,16 @@ class FeedbackLog(FeedbackReader):
                 # the rest can no longer be cancelled, so resolving them below cannot fail.
                 live = [p for p in batch if p.future.set_running_or_notify_cancel()]
                 if live:
-                    self._commit(live)
+                    try:
+                        self._commit(live)
+                    except Exception as exc:  # a bug must fail this batch, never stop the writer
+                        log.exception("feedback commit failed unexpectedly")
+                        with contextlib.suppress(sqlite3.Error):
+                            self._connection.execute("ROLLBACK")
+                        error = FeedbackLogError(f"{self.path}: could not commit {len(live)} event(s): {exc}")
+                        for pending in live:
+                            if not pending.future.done():
+                                pending.future.set_exception(error)
         finally:
             self._fail_queued(FeedbackLogError(f"{self.path}: the feedback writer stopped"))
             self._connection.close()

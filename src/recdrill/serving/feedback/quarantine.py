@@ -27,10 +27,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 from recdrill._sqlite import write_transaction
 from recdrill.data.pseudonymise import Pseudonymiser, default_pseudonymiser
 from recdrill.errors import ConfigError, FeedbackLogError
+
+Clock = Literal["ts", "received_at"]
+CLOCKS: tuple[Clock, ...] = ("ts", "received_at")  # the two time columns of ``feedback``
 
 QUARANTINE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS quarantine (feedback_id INTEGER PRIMARY KEY, "
@@ -94,6 +98,7 @@ class Quarantine:
         since: float | None = None,
         until: float | None = None,
         from_id: int | None = None,
+        clock: Clock = "ts",
     ) -> int:
         """Quarantine the committed events of one user and/or one item (of one ``event`` type, with
         ``since <= ts <= until`` and row id at least ``from_id`` where given); returns how many were
@@ -104,6 +109,8 @@ class Quarantine:
         At least a user or an item is required: a quarantine of everything in a span is almost
         surely a mistake. ``feedback`` has no index but its row id, so a caller that knows where
         recent rows start (the monitor) passes ``from_id`` to scan only those, not the whole log.
+        ``clock`` is the column ``since`` and ``until`` bound: the event time a client sent (``ts``)
+        or the server's receive time (``received_at``, what the live anomaly monitor judges).
 
         Raises:
             ConfigError: no user or item, both ``user_id`` and ``user_pseudonym``, or no reason.
@@ -121,8 +128,8 @@ class Quarantine:
             ("user_id = ?", user_pseudonym),
             ("item_id = ?", item),
             ("event = ?", event),
-            ("ts >= ?", since),
-            ("ts <= ?", until),
+            (f"{_clock_column(clock)} >= ?", since),
+            (f"{_clock_column(clock)} <= ?", until),
             ("id >= ?", from_id),
         ]
         used = [(sql, value) for sql, value in conditions if value is not None]
@@ -160,6 +167,12 @@ def count_quarantined(connection: sqlite3.Connection, since: float | None = None
     if since is None:
         return int(connection.execute(query).fetchone()[0])
     return int(connection.execute(query + " WHERE ts >= ?", (since,)).fetchone()[0])
+
+
+def _clock_column(clock: str) -> str:
+    if clock not in CLOCKS:
+        raise ConfigError(f"unknown clock {clock!r}: expected one of {', '.join(CLOCKS)}")
+    return clock
 
 
 def _validate_reason(reason: str) -> None:

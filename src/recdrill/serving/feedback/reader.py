@@ -67,8 +67,10 @@ class FeedbackReader:
 
     def read_after(self, after_id: int, limit: int = READ_LIMIT) -> list[StoredRow]:
         """Up to ``limit`` committed rows with ``id > after_id``, oldest first (user ids as stored)."""
-        query = "SELECT id, user_id, item_id, event, ts FROM feedback WHERE id > ? ORDER BY id LIMIT ?"
-        return [(int(r[0]), r[1], r[2], r[3], float(r[4])) for r in self._read(query, (after_id, limit))]
+        columns = "id, user_id, item_id, event, ts, received_at"
+        query = f"SELECT {columns} FROM feedback WHERE id > ? ORDER BY id LIMIT ?"
+        rows = self._read(query, (after_id, limit))
+        return [(int(r[0]), r[1], r[2], r[3], float(r[4]), float(r[5])) for r in rows]
 
     def _read(self, query: str, parameters: tuple[int | str, ...]) -> list[Any]:
         try:

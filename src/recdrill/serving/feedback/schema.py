@@ -34,8 +34,9 @@ NEXT_ID = (
     "COALESCE((SELECT MAX(id) FROM feedback), 0)) + 1"
 )
 
-# (row id, user pseudonym, item id, event, ts) as stored.
-StoredRow = tuple[int, str, str, str, float]
+# (row id, user pseudonym, item id, event, ts, received_at) as stored: the event time the client
+# claimed, and the server's clock when the event arrived.
+StoredRow = tuple[int, str, str, str, float, float]
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,11 @@ def insert_event(
     cursor = connection.execute(INSERT, (*values, blob, key_id))
     if cursor.rowcount == 1:
         return row_id
-    # Ignored: this event_id is already stored (by an earlier post, or earlier in this batch).
+    # Ignored: this event_id is already stored (by an earlier post, or earlier in this batch). OR
+    # IGNORE also skips a row that breaks NOT NULL (a NaN binds as NULL): then nothing holds it.
     found = connection.execute("SELECT id FROM feedback WHERE event_id = ?", (event.event_id,)).fetchone()
+    if found is None:
+        raise sqlite3.IntegrityError(f"event not stored (a value SQLite cannot hold): {event.event!r}")
     return int(found[0])
 
 

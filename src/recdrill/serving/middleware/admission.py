@@ -2,8 +2,9 @@
 
 Beyond the limit a request may wait ``wait_s`` (a few milliseconds, a fraction of its deadline) for
 a slot, first come first served; if none frees up it is answered with ``429 Too Many Requests``, a
-``Retry-After`` header and a JSON body, before its body is even read. Queueing it for longer would
-only make it wait past its deadline while it holds memory and a connection (Ray Serve's
+``Retry-After`` header and a JSON body. Its body has been read by then (``body_reader.py`` sits
+outside, with its own deadline), so a client slow to send one never holds a slot. Queueing it for
+longer would only make it wait past its deadline while it holds memory and a connection (Ray Serve's
 ``max_queued_requests`` bounds its queue the same way). A 429 is cheap, tells a client to back
 off, and keeps overload from turning into 5xx. The short wait is for bursts: an open-loop client
 catching up after a pause, or the retries of requests a dead worker dropped, arrive together and

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.middleware.worker_header import WorkerHeader
+from recdrill.serving.runtime.protocol import GuardedHttpToolsProtocol
 
 SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WORKER_HEALTHCHECK_S = 5  # uvicorn's default, named here because drills depend on it
@@ -87,6 +88,11 @@ def run_server(
         port=port,
         workers=workers,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        # Slow and idle clients (see ``protocol.py`` and ``ServeConfig``): header deadline and size,
+        # idle keep-alive, and a per-worker cap on connections.
+        http=GuardedHttpToolsProtocol,
+        timeout_keep_alive=max(1, round(config.keep_alive_s)),
+        limit_concurrency=config.max_connections,
         log_level="warning",
         access_log=False,
         ssl_certfile=None if tls is None else str(tls.cert),
