@@ -51,6 +51,7 @@ def test_events_are_posted_on_the_seeded_schedule_with_their_own_ids(fake: FakeD
         "acknowledged": len(expected),
         "refused": 0,
         "unanswered": 0,
+        "skipped": 0,
         "lost": None,  # not checked yet
         "check_error": None,
     }
@@ -104,6 +105,7 @@ def test_verify_finds_the_acknowledged_events_the_log_lost(fake: FakeDeployment)
         "acknowledged": 3,
         "refused": 1,
         "unanswered": 1,
+        "skipped": 0,
         "lost": 2,
         "check_error": None,
     }

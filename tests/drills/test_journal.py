@@ -223,6 +223,7 @@ def test_alerts_feedback_and_summary(journal: dict[str, Any]) -> None:
         "acknowledged": 2,
         "refused": 1,
         "unanswered": 1,
+        "skipped": 0,
         "lost": 1,
         "check_error": None,
     }
@@ -255,3 +256,25 @@ def test_a_drill_that_sent_nothing_still_has_a_journal() -> None:
     assert journal["summary"]["requests"] == 0 and journal["summary"]["p95_ms"] is None
     assert journal["faults"] == [] and journal["scorecard"] == []
     assert journal["feedback"]["lost"] is None and journal["summary"]["events_lost"] is None
+
+
+def test_skipped_requests_are_counted_apart_and_leave_availability_alone(journal: dict[str, Any]) -> None:
+    summary = journal["summary"]
+    assert (summary["skipped"], summary["skipped_share"], summary["judgement_weak"]) == (0, 0.0, False)
+    assert all(row["skipped"] == 0 for row in journal["timeline"])
+    inputs = sample_inputs()
+    inputs["skipped"] = [2.5, 8.25, 8.5, 8.75]  # four requests the drill was too late to send
+    skipped = build_journal(**inputs)
+    assert skipped["summary"]["skipped"] == 4 and skipped["summary"]["skipped_share"] == 4 / 44
+    assert skipped["summary"]["judgement_weak"] is False
+    assert [row["skipped"] for row in skipped["timeline"]] == [0, 0, 1, 0, 0, 0, 0, 0, 3, 0]
+    # Not sent is not failed: availability and every verdict are those of the requests that went.
+    assert skipped["summary"]["availability"] == journal["summary"]["availability"] == 0.9
+    assert skipped["scorecard"] == journal["scorecard"]
+
+
+def test_a_drill_that_sent_less_than_half_its_traffic_has_a_weak_judgement() -> None:
+    inputs = sample_inputs()
+    inputs["skipped"] = [i / 5 for i in range(50)]  # 50 unsent against 40 sent
+    summary = build_journal(**inputs)["summary"]
+    assert summary["skipped_share"] == 50 / 90 and summary["judgement_weak"] is True

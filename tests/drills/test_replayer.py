@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 
 import pytest
 
-from recdrill.drills.replayer import Replayer, ReplayPlan, RequestRecord
+from recdrill.drills.replayer import Replayer, ReplayPlan, RequestRecord, arrival_times
 
 OK_BODY = json.dumps({"items": [{"item_id": "i1", "score": 1.0}], "served_by": "primary"}).encode()
 
@@ -122,3 +123,41 @@ def test_shaped_arrivals_follow_the_rate_over_time() -> None:
     )
     assert abs(before - 1000) < 150 and abs(during - 2500) < 250 and abs(after - 500) < 100
     assert np.all(np.diff(times) >= 0)
+
+
+def test_a_replayer_short_of_cpu_skips_the_requests_it_is_late_for() -> None:
+    """The event loop blocked for 0.8 s (the process got no CPU): the requests due meanwhile are
+    skipped and kept apart, not sent late in a burst; each scheduled request is either."""
+    script = ScriptedServer()
+    stalled: list[float] = []
+
+    def stall() -> None:
+        stalled.append(time.monotonic())
+        time.sleep(0.8)
+
+    async def run() -> Replayer:
+        server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        names = tuple(f"ok-{i}" for i in range(10))
+        replayer = Replayer(f"http://127.0.0.1:{port}", ReplayPlan(names, names), timeout_s=2.0)
+        t0 = time.monotonic()
+        asyncio.get_running_loop().call_at(t0 + 0.3, stall)
+        async with server:
+            try:
+                await replayer.run(rate=100, duration_s=1.5, seed=2, started=t0)
+            finally:
+                await script.close()
+        stalled[0] -= t0
+        return replayer
+
+    replayer = asyncio.run(run())
+    scheduled = arrival_times(100, 1.5, 2)
+    assert len(replayer.records) + len(replayer.skipped) == len(scheduled)
+    assert sorted([r.scheduled_s for r in replayer.records] + replayer.skipped) == scheduled.tolist()
+    assert sum(script.seen.values()) == len(replayer.records)  # skipped ones never reached the server
+    assert replayer.pacer.counts()["skipped_late"] == len(replayer.skipped) > 0
+    # Due in the first half of the stall: late by more than the 0.25 s slack once it ended.
+    start = stalled[0]
+    due_in_stall = [t for t in scheduled.tolist() if start + 0.01 <= t <= start + 0.5]
+    assert due_in_stall and set(due_in_stall) <= set(replayer.skipped)
+    assert all(r.ok for r in replayer.records)

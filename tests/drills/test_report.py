@@ -130,3 +130,32 @@ def test_missing_figures_render_as_dashes() -> None:
     assert "<td>p50 / p95 / p99 latency (ms)</td><td>- / - / -</td>" in html
     assert '<p class="bad">status <b>failed</b>;' in html
     assert re.search(r"<h2>Scorecard</h2>.*?<tbody></tbody>", html, re.S)  # no fault rows
+
+
+def test_an_aborted_drill_with_most_traffic_unsent_says_why_and_that_its_judgement_is_weak() -> None:
+    inputs = sample_inputs()
+    inputs["status"] = "aborted"
+    inputs["aborted"] = {"t": 7.5, "reason": "deadline", "detail": "the drill's 60 s deadline passed"}
+    inputs["skipped"] = [i / 5 for i in range(50)]
+    html = render_html(build_journal(**inputs), FAKE_PNG)
+    assert (
+        '<p class="bad">aborted (deadline, at 7.5 s of traffic): the drill&#39;s 60 s deadline passed;'
+        in html
+    )
+    assert '<p class="bad">Weak judgement: 50 of the scheduled requests (56 %) were not sent' in html
+    assert (
+        "<tr><td>scheduled but not sent (the drill short of CPU; not counted against availability)</td>"
+        "<td>50 (55.6 %)</td></tr>"
+    ) in html
+
+
+def test_a_drill_that_sent_everything_has_no_warning(plain_html: str) -> None:
+    assert "Weak judgement" not in plain_html and "aborted (" not in plain_html
+    assert "not counted against availability)</td><td>0 (0.0 %)</td>" in plain_html
+
+
+def test_the_plot_draws_the_unsent_requests(tmp_path: Path) -> None:
+    inputs = sample_inputs()
+    inputs["skipped"] = [2.5, 8.25]
+    _, html_path = write_report(build_journal(**inputs), tmp_path)
+    assert (tmp_path / "report.png").read_bytes().startswith(b"\x89PNG") and html_path.is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from recdrill.drills.replayer import ReplayPlan, arrival_times
 from recdrill.drills.runner import TTL_MARGIN_S, DrillRunner
 from recdrill.drills.scenario import parse_scenario
+from recdrill.drills.stop import StopSwitch
 from recdrill.drills.target import DrillTarget
 from recdrill.errors import DrillError
 from tests.drills.test_target import KEY, FakeDeployment, Pids, closed_port_url
@@ -164,3 +166,93 @@ def test_an_abort_condition_that_holds_for_its_window_ends_the_drill(fake: FakeD
     assert fault["injected_at"] is None and fault["reverted"] is False  # never reached its start
     assert fake.seen("POST", "/admin/faults") == []
     assert journal["summary"]["availability"] == 0.0
+
+
+LONG = """
+name: long
+traffic: {rate: 20, duration_s: 60, seed: 3, warmup_requests: 0, feedback_rate: 2}
+baseline_s: 1
+after_s: 1
+deadline_margin_s: 5
+faults:
+  - {name: slow, fault: ranker-latency, at_s: 1, duration_s: 50, params: {latency_ms: 30}}
+hypotheses:
+  - {name: mostly-primary, metric: fallback_share, max: 0.5}
+rollbacks:
+  - {action: remove-server-faults}
+"""
+
+
+class JumpingClock:
+    """A deadline clock that jumps a day ahead once ``jump()`` was called: the deadline passes at a
+    moment the test chooses, whatever the host's speed."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def jump(self) -> None:
+        self.offset = 86_400.0
+
+
+def test_the_deadline_aborts_the_drill_and_its_fault_is_reverted(fake: FakeDeployment) -> None:
+    clock = JumpingClock()
+    lines: list[str] = []
+
+    def progress(line: str) -> None:
+        lines.append(line)
+        if "inject slow" in line:
+            clock.jump()  # the deadline passes while the fault is held
+
+    runner = DrillRunner(parse_scenario(LONG), DrillTarget(fake.url, KEY, plan=PLAN), progress, clock=clock)
+    started = time.monotonic()
+    journal = runner.run()
+    assert time.monotonic() - started < 30  # not the 60 s of traffic
+    assert journal["status"] == "aborted"
+    assert journal["aborted"]["reason"] == "deadline"
+    assert journal["aborted"]["detail"] == "the drill's 65 s deadline passed"
+    assert 1.0 <= journal["aborted"]["t"] < 30
+    assert any("ABORT: the drill's 65 s deadline passed" in line for line in lines)
+    [fault] = journal["faults"]
+    assert fault["injected_at"] is not None and fault["reverted"] is True
+    assert fake.faults == {} and journal["cleanliness"]["ok"] is True
+    assert [(r["action"], r["status"]) for r in journal["rollbacks"]] == [
+        ("remove-server-faults", "succeeded")
+    ]
+    assert journal["summary"]["requests"] > 0 and journal["feedback"]["lost"] == 0
+
+
+def test_the_deadline_counts_from_the_start_of_the_run() -> None:
+    scenario = parse_scenario(LONG)
+    assert scenario.deadline_s == 65.0
+    assert parse_scenario(LONG.replace("deadline_margin_s: 5\n", "")).deadline_s == 60 + 60  # at least 60 s
+    long = LONG.replace("duration_s: 60,", "duration_s: 400,").replace("deadline_margin_s: 5\n", "")
+    assert parse_scenario(long).deadline_s == 400 + 200  # half the duration
+
+
+def test_a_tripped_stop_switch_aborts_the_drill_through_its_rollbacks(fake: FakeDeployment) -> None:
+    switch = StopSwitch()
+
+    def progress(line: str) -> None:
+        if "inject slow" in line:
+            switch.trip("SIGTERM")  # as the CLI's signal handler does
+
+    runner = DrillRunner(parse_scenario(LONG), DrillTarget(fake.url, KEY, plan=PLAN), progress, stop=switch)
+    assert switch.state == "idle"
+    journal = runner.run()
+    assert switch.state == "done"
+    assert (journal["status"], journal["aborted"]["reason"]) == ("aborted", "stopped")
+    assert journal["aborted"]["detail"] == "stopped by SIGTERM"
+    assert journal["faults"][0]["reverted"] is True and fake.faults == {}
+    assert journal["rollbacks"][0]["status"] == "succeeded" and journal["cleanliness"]["ok"] is True
+
+
+def test_a_drill_stopped_before_it_began_sends_no_traffic(fake: FakeDeployment) -> None:
+    switch = StopSwitch()
+    switch.trip("SIGINT")
+    journal = DrillRunner(parse_scenario(LONG), DrillTarget(fake.url, KEY, plan=PLAN), stop=switch).run()
+    assert (journal["status"], journal["aborted"]["t"]) == ("aborted", None)
+    assert fake.seen("POST", "/v1/recommend") == [] and fake.seen("POST", "/admin/faults") == []
+    assert journal["summary"]["requests"] == 0 and journal["traffic_start"] is None

@@ -6,22 +6,25 @@ end, whatever the faults did; a refused one (503) was never promised. After the 
 the audit asks ``POST /admin/feedback/lookup`` which acknowledged ids are present: the missing ones
 are lost events, counted per fault window. A post whose answer never came may or may not be
 committed: it is retried once with the same ``event_id`` (the log stores each id once), and counted
-as unanswered if that fails too.
+as unanswered if that fails too. A drill short of CPU skips the posts it is too late for (counted
+as ``skipped``: never posted, so never promised; see :mod:`recdrill.drills.pacing`), and each
+attempt is bounded as a whole by ``timeout_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
 
+from recdrill.drills.pacing import Pacer
 from recdrill.drills.replayer import ReplayPlan, arrival_times
 
 LOOKUP_BATCH = 5000
+MAX_IN_FLIGHT = 64  # audited posts out at once: a few per second, each answered within its timeout
 
 
 @dataclass(frozen=True)
@@ -42,18 +45,19 @@ class FeedbackAudit:
     missing: set[str] | None = None  # after ``check``: acknowledged ids not in the log; None: unknown
     check_error: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    timeout_s: float = 5.0
+    pacer: Pacer = field(default_factory=lambda: Pacer(max_in_flight=MAX_IN_FLIGHT))
 
     async def run(self, client: httpx.AsyncClient, duration_s: float, t0: float) -> None:
+        """Post on a Poisson schedule from ``t0`` (a ``time.monotonic()`` value) for ``duration_s``."""
         if self.rate <= 0:
             return
         times = arrival_times(self.rate, duration_s, self.seed + 7)
         users = np.random.default_rng(self.seed + 8).integers(0, len(self.plan.user_ids), size=len(times))
         tasks = []
         for n, (at, user) in enumerate(zip(times.tolist(), users.tolist(), strict=True)):
-            delay = t0 + at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(self._post(client, at, f"drill-{self.run_id}-{n}", int(user))))
+            if await self.pacer.wait(t0 + at):
+                tasks.append(self.pacer.launch(self._post(client, at, f"drill-{self.run_id}-{n}", int(user))))
         await asyncio.gather(*tasks)
 
     async def _post(self, client: httpx.AsyncClient, at: float, event_id: str, user: int) -> None:
@@ -66,8 +70,9 @@ class FeedbackAudit:
         status = 0
         for _ in range(2):  # same event_id: a retry cannot store the event twice
             try:
-                status = (await client.post("/v1/feedback", json=body)).status_code
-            except httpx.HTTPError:
+                async with asyncio.timeout(self.timeout_s):
+                    status = (await client.post("/v1/feedback", json=body)).status_code
+            except (httpx.HTTPError, TimeoutError):
                 status = 0
             if status != 0:
                 break
@@ -108,6 +113,7 @@ class FeedbackAudit:
             "acknowledged": statuses.count(200),
             "refused": sum(1 for s in statuses if s not in (0, 200)),
             "unanswered": statuses.count(0),
+            "skipped": self.pacer.skipped,  # never posted: the drill was short of CPU
             "lost": None if self.missing is None else len(self.missing),
             "check_error": self.check_error,
         }

@@ -1,8 +1,17 @@
 """The drill's journal: one plain dict with everything the report, the scorecard and the Chaos
-Toolkit export read (``report.json`` is this dict)."""
+Toolkit export read (``report.json`` is this dict).
+
+Requests the drill scheduled but did not send (its process was too short of CPU to send them on
+time: ``recdrill.drills.pacing``) are not in the request table, so they count against no
+availability: the server never saw them. The summary counts them (``skipped``, ``skipped_share``
+of all scheduled), each timeline row has its second's ``skipped``, and ``judgement_weak`` says
+when more than :data:`WEAK_SKIPPED_SHARE` of the traffic went unsent: the verdicts then rest on
+too little of the planned traffic to be trusted.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +22,8 @@ from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.scenario import Scenario
 from recdrill.drills.timeline import RequestTable, judge_hypotheses, per_second, window_stats
 from recdrill.drills.verdicts import StepRun, fault_verdicts, scorecard
+
+WEAK_SKIPPED_SHARE = 0.5  # more of the scheduled traffic unsent than this: a weak judgement
 
 
 def build_journal(
@@ -28,7 +39,9 @@ def build_journal(
     cleanliness: dict[str, Any],
     aborted: dict[str, Any] | None = None,
     traffic_start: datetime | None = None,
+    skipped: Sequence[float] = (),
 ) -> dict[str, Any]:
+    """The journal of one drill; ``skipped``: scheduled times of the requests it did not send."""
     duration = scenario.traffic.duration_s
     primary = scenario.primary_tier
     baseline = window_stats(table, 0.0, scenario.baseline_s, primary)
@@ -37,6 +50,7 @@ def build_journal(
     after_stats = window_stats(table, duration - scenario.after_s, duration, primary)
     after = judge_hypotheses(scenario.hypotheses, after_stats, base_ndcg)
     rows = per_second(table, duration, scenario.hypotheses, scenario.window_s, primary, base_ndcg)
+    unsent = _count_unsent(rows, len(table.scheduled_s), skipped)
     during_rows = [r for r in rows if r["t"] >= scenario.baseline_s]
     deviations = [{"t": r["t"], "hypotheses": r["deviating"]} for r in during_rows if not r["hypotheses_ok"]]
     faults = fault_verdicts(runs, rows, table, scenario, base_ndcg, watcher, audit)
@@ -86,8 +100,23 @@ def build_journal(
             "fallback_share": overall.fallback_share,
             "served_by": overall.served_by,
             "events_lost": feedback["lost"],
+            **unsent,
         },
         "rollbacks": rollbacks,
         "cleanliness": cleanliness,
         "timeline": rows,
+    }
+
+
+def _count_unsent(rows: list[dict[str, Any]], sent: int, skipped: Sequence[float]) -> dict[str, Any]:
+    """Put each second's unsent requests in its timeline row; the summary's figures of them."""
+    per_second = np.bincount(np.asarray(skipped, dtype=np.int64), minlength=len(rows))
+    for row in rows:
+        row["skipped"] = int(per_second[row["t"]])
+    scheduled = sent + len(skipped)
+    share = len(skipped) / scheduled if scheduled else None
+    return {
+        "skipped": len(skipped),
+        "skipped_share": share,
+        "judgement_weak": share is not None and share > WEAK_SKIPPED_SHARE,
     }

@@ -3,7 +3,10 @@ user's true next item.
 
 Open loop means requests are sent on schedule whether or not earlier ones have answered, so a slow
 server cannot slow the clock, and latency is measured from the *scheduled* send time (no
-coordinated omission).
+coordinated omission). A replayer that cannot keep its schedule (its process is short of CPU)
+skips the requests it is too late for rather than sending them in a burst (see
+:mod:`recdrill.drills.pacing`): their scheduled times are kept in ``skipped``, apart from the
+records, since no request was sent. Each attempt is bounded as a whole by ``timeout_s``.
 
 A failed request may be retried once (``retry=True``), as a resilient client would: ``/v1/recommend``
 is idempotent (reading it twice changes nothing), so a second try is safe. Retried are the failures
@@ -41,6 +44,7 @@ import numpy as np
 
 from recdrill.contract import API_KEY_HEADER
 from recdrill.data.splits import EvalFold
+from recdrill.drills.pacing import SEND_SLACK_S, Pacer
 from recdrill.drills.retry import is_retriable_error, is_retriable_status
 from recdrill.errors import ConfigError
 from recdrill.eval.metrics import ndcg_of_item
@@ -147,6 +151,7 @@ class Replayer:
         retry: bool = False,
         api_key: str | None = None,
         feedback: bool = False,
+        slack_s: float = SEND_SLACK_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Sent as X-API-Key on every request: a server with a key store wants a reader key even on
@@ -160,6 +165,9 @@ class Replayer:
         self.max_connections = max_connections
         self.verify = client_ssl_context() if verify is None else verify
         self.records: list[RequestRecord] = []
+        # max_connections bounds the requests in flight too, so none ever queues inside the pool.
+        self.pacer = Pacer(slack_s=slack_s, max_in_flight=max_connections)
+        self.skipped: list[float] = []  # scheduled times of requests not sent (see the pacer)
 
     async def run(
         self,
@@ -189,10 +197,10 @@ class Replayer:
         ) as client:
             tasks = []
             for scheduled, user in zip(times.tolist(), users.tolist(), strict=True):
-                delay = t0 + scheduled - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(self._one(client, t0, scheduled, int(user))))
+                if await self.pacer.wait(t0 + scheduled):
+                    tasks.append(self.pacer.launch(self._one(client, t0, scheduled, int(user))))
+                else:
+                    self.skipped.append(scheduled)
             await asyncio.gather(*tasks)
         return self.records
 
@@ -204,8 +212,9 @@ class Replayer:
             for i in range(requests):
                 user = self.plan.user_ids[i % len(self.plan.user_ids)]
                 try:
-                    await client.post("/v1/recommend", json={"user_id": user, "k": self.k})
-                except httpx.HTTPError:
+                    async with asyncio.timeout(self.timeout_s):
+                        await client.post("/v1/recommend", json={"user_id": user, "k": self.k})
+                except (httpx.HTTPError, TimeoutError):
                     continue
 
     async def _one(self, client: httpx.AsyncClient, t0: float, scheduled: float, user: int) -> None:
@@ -234,17 +243,22 @@ class Replayer:
         """Post the user's true next item as a click; the status, or 0 when no answer came."""
         body = {"user_id": self.plan.user_ids[user], "item_id": self.plan.targets[user], "event": "click"}
         try:
-            response = await client.post("/v1/feedback", json=body)
-        except httpx.HTTPError:
+            async with asyncio.timeout(self.timeout_s):
+                response = await client.post("/v1/feedback", json=body)
+        except (httpx.HTTPError, TimeoutError):
             return 0
         return response.status_code
 
     async def _attempt(self, client: httpx.AsyncClient, user: int) -> _Attempt:
         body = {"user_id": self.plan.user_ids[user], "k": self.k}
         try:
-            response = await client.post("/v1/recommend", json=body)
+            # httpx bounds each phase (connect, write, read, pool) alone: bound the whole as well.
+            async with asyncio.timeout(self.timeout_s):
+                response = await client.post("/v1/recommend", json=body)
         except httpx.HTTPError as exc:  # refused, reset, closed, timed out: see recdrill.drills.retry
             return _Attempt(0, error=f"{type(exc).__name__}: {exc}"[:200], retriable=is_retriable_error(exc))
+        except TimeoutError:  # a client timeout, as httpx's own: not retried
+            return _Attempt(0, error=f"TimeoutError: no answer within {self.timeout_s:g} s")
         if not response.is_success:
             retriable = is_retriable_status(response.status_code)
             return _Attempt(response.status_code, error=response.text[:200], retriable=retriable)

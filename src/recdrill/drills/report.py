@@ -54,6 +54,11 @@ def timeline_png(journal: dict[str, Any]) -> bytes:
     traffic, latency, tiers, quality, alerts = axes
 
     traffic.plot(t, [r["rps"] for r in rows], color="#333333", label="requests/s")
+    if any(r.get("skipped") for r in rows):  # the drill's own shortfall, apart from the server's errors
+        traffic.plot(
+            t, [r.get("skipped", 0) for r in rows], color="#999999", linestyle=":", label="not sent/s"
+        )
+        traffic.legend(loc="upper left", fontsize=8)
     traffic.set_ylabel("requests / s")
     errors = traffic.twinx()
     errors.plot(t, [_pct(r["error_rate"]) for r in rows], color="#d7191c", label="error rate % (after retry)")
@@ -171,6 +176,10 @@ def _summary_rows(journal: dict[str, Any]) -> list[tuple[str, str]]:
         ("NDCG@10 baseline (before faults)", _fmt(journal["baseline"]["ndcg10"], 4)),
         ("share served by fallback tiers", _fmt(summary["fallback_share"], 3)),
         ("served by", ", ".join(f"{k}: {v}" for k, v in summary["served_by"].items())),
+        (
+            "scheduled but not sent (the drill short of CPU; not counted against availability)",
+            f"{_fmt(summary.get('skipped', 0))} ({_fmt(_pct(summary.get('skipped_share')), 1)} %)",
+        ),
     ]
 
 

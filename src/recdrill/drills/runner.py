@@ -8,6 +8,13 @@ faults act through their catalogue functions (``recdrill drill list``), and the 
 Ctrl-C) reverts what is still injected, runs the scenario's rollbacks and checks cleanliness before
 the journal is written; server-side faults also carry a TTL, in case the runner itself dies.
 
+Every drill ends. Besides its abort conditions, a drill aborts (through the same path: traffic
+stopped, faults reverted, rollbacks run, journal marked ``aborted`` with the reason) when its
+deadline passes (``Scenario.deadline_s`` after ``run`` began, on the runner's ``clock``) or when
+its :class:`~recdrill.drills.stop.StopSwitch` is tripped (the CLI trips it on SIGTERM and SIGINT).
+Traffic that the drill's own process is too short of CPU to send on time is skipped and counted
+(:mod:`recdrill.drills.pacing`), so a loaded host degrades the drill instead of stalling it.
+
 An https target is verified against the target's ``verify`` context; before any traffic the
 runner checks that it can reach and trust the target, so an untrusted certificate stops the drill
 with one line rather than a run of failed requests.
@@ -31,8 +38,10 @@ from recdrill.drills.cleanliness import TargetSnapshot, cleanliness_report, run_
 from recdrill.drills.faults.catalogue import fault_type
 from recdrill.drills.feedback_audit import FeedbackAudit
 from recdrill.drills.journal import build_journal
-from recdrill.drills.replayer import Replayer, shaped_arrival_times
+from recdrill.drills.pacing import in_flight_limit
+from recdrill.drills.replayer import Replayer, ReplayPlan, shaped_arrival_times
 from recdrill.drills.scenario import Scenario
+from recdrill.drills.stop import StopSwitch
 from recdrill.drills.target import DrillTarget
 from recdrill.drills.timeline import RequestTable, window_stats
 from recdrill.drills.verdicts import StepRun
@@ -41,25 +50,40 @@ from recdrill.security.tls import is_verification_failure
 
 log = logging.getLogger(__name__)
 TTL_MARGIN_S = 5.0  # a server-held fault outlives its step by this much only if the runner cannot remove it
+STOP_POLL_S = 0.2  # how often the runner looks at its deadline and its stop switch
 
 
 @dataclass
 class DrillRunner:
     """Runs one :class:`Scenario` against ``target``.
 
-    ``progress`` receives short human-readable lines while the drill runs.
+    ``progress`` receives short human-readable lines while the drill runs. ``stop`` is the switch
+    that asks the drill to abort from outside (a signal handler trips it); ``clock`` is the
+    deadline's (``time.monotonic`` unless a test injects one).
     """
 
     scenario: Scenario
     target: DrillTarget
     progress: Callable[[str], None] = field(default=lambda _: None)
+    stop: StopSwitch = field(default_factory=StopSwitch)
+    clock: Callable[[], float] = field(default=time.monotonic)
     journal: dict[str, Any] | None = field(default=None, init=False)
     aborted: dict[str, Any] | None = field(default=None, init=False)
     _own_proxy: bool = field(default=False, init=False, repr=False)
     _traffic_start: datetime | None = field(default=None, init=False, repr=False)
+    _t0: float | None = field(default=None, init=False, repr=False)
+    _deadline: float = field(default=float("inf"), init=False, repr=False)
 
     def run(self) -> dict[str, Any]:
         """Run the drill to the end (or until aborted or interrupted) and return its journal."""
+        self.stop.arm()
+        try:
+            self._deadline = self.clock() + self.scenario.deadline_s
+            return self._run_to_journal()
+        finally:
+            self.stop.disarm()
+
+    def _run_to_journal(self) -> dict[str, Any]:
         runs = self._prepare()
         if self.target.plan is None:
             raise DrillError("a drill needs a replay plan (the data the served model was trained on)")
@@ -67,16 +91,10 @@ class DrillRunner:
         started_at = datetime.now(UTC)
         status = "completed"
         traffic = self.scenario.traffic
-        replayer = Replayer(
-            self.target.traffic_url,
-            self.target.plan,
-            k=traffic.k,
-            timeout_s=traffic.timeout_s,
-            verify=self.target.verify,
-            retry=traffic.retry,
-            api_key=self.target.traffic_headers.get(API_KEY_HEADER),
+        replayer = self._replayer(self.target.plan)
+        audit = FeedbackAudit(
+            self.target.plan, traffic.feedback_rate, traffic.seed, timeout_s=traffic.timeout_s
         )
-        audit = FeedbackAudit(self.target.plan, traffic.feedback_rate, traffic.seed)
         watcher = AlertWatcher()
         rollbacks: list[dict[str, Any]] = []
         try:
@@ -111,8 +129,24 @@ class DrillRunner:
                 cleanliness,
                 self.aborted,
                 self._traffic_start,
+                replayer.skipped,
             )
         return self.journal
+
+    def _replayer(self, plan: ReplayPlan) -> Replayer:
+        traffic = self.scenario.traffic
+        return Replayer(
+            self.target.traffic_url,
+            plan,
+            k=traffic.k,
+            timeout_s=traffic.timeout_s,
+            # in flight at most what a slow server alone cannot reach: each request ends by its timeouts
+            max_connections=in_flight_limit(traffic.peak_rate, traffic.timeout_s, 2 if traffic.retry else 1),
+            verify=self.target.verify,
+            retry=traffic.retry,
+            api_key=self.target.traffic_headers.get(API_KEY_HEADER),
+            slack_s=traffic.send_slack_s,
+        )
 
     def _prepare(self) -> list[StepRun]:
         """Parse every step's parameters and check the target has what each fault needs, before
@@ -148,11 +182,47 @@ class DrillRunner:
     async def _run(
         self, replayer: Replayer, runs: list[StepRun], audit: FeedbackAudit, watcher: AlertWatcher
     ) -> None:
+        """The drill, raced against its deadline and its stop switch (which raise DrillAborted)."""
+        self._check_stop()  # a drill asked to stop before it began sends nothing
+        drill = asyncio.create_task(self._drill(replayer, runs, audit, watcher))
+        watch = asyncio.create_task(self._stop_watch())
+        try:
+            done, _ = await asyncio.wait([drill, watch], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # the drill's own error, or DrillAborted from the watch
+        finally:
+            # Cancelling the drill runs its own finally: traffic stopped, faults reverted.
+            for task in (drill, watch):
+                task.cancel()
+            await asyncio.gather(drill, watch, return_exceptions=True)
+
+    async def _stop_watch(self) -> None:
+        """Raise DrillAborted once the stop switch is tripped or the deadline has passed."""
+        while True:
+            self._check_stop()
+            await asyncio.sleep(STOP_POLL_S)
+
+    def _check_stop(self) -> None:
+        if self.stop.reason is not None:
+            self._abort("stopped", f"stopped by {self.stop.reason}")
+        if self.clock() >= self._deadline:
+            self._abort("deadline", f"the drill's {self.scenario.deadline_s:g} s deadline passed")
+
+    def _abort(self, reason: str, detail: str, **more: Any) -> None:
+        """Record why the drill aborts (``t``: seconds of traffic, None before it began) and raise."""
+        t = None if self._t0 is None else time.monotonic() - self._t0
+        self.aborted = {"t": t, "reason": reason, "detail": detail, **more}
+        self.progress(f"t={t or 0.0:5.1f}s  ABORT: {detail}")
+        raise DrillAborted(detail)
+
+    async def _drill(
+        self, replayer: Replayer, runs: list[StepRun], audit: FeedbackAudit, watcher: AlertWatcher
+    ) -> None:
         traffic = self.scenario.traffic
         async with self._admin_client() as admin, self._traffic_client() as users:
             await self._check_target(admin)
             await replayer.warm_up(traffic.warmup_requests)
-            t0 = time.monotonic()
+            t0 = self._t0 = time.monotonic()
             self._traffic_start = datetime.now(UTC)
             times = shaped_arrival_times(traffic.rate_at, traffic.peak_rate, traffic.duration_s, traffic.seed)
             helpers = [
@@ -250,13 +320,15 @@ class DrillRunner:
         while True:
             await asyncio.sleep(5.0)
             done = replayer.records
-            recent = [r for r in done if r.scheduled_s >= time.monotonic() - t0 - 5.0]
+            since = time.monotonic() - t0 - 5.0
+            recent = [r for r in done if r.scheduled_s >= since]
             ok = sum(r.ok for r in recent)
             served = sum(1 for r in recent if r.served_by == primary)
-            self.progress(
-                f"t={time.monotonic() - t0:5.1f}s  {len(done)} requests; last 5 s: {ok}/{len(recent)} ok, "
-                f"{served} by {primary}"
-            )
+            skipped = sum(1 for at in replayer.skipped if at >= since)
+            line = f"{len(done)} requests; last 5 s: {ok}/{len(recent)} ok, {served} by {primary}"
+            if skipped:
+                line += f", {skipped} not sent (the drill is short of CPU)"
+            self.progress(f"t={time.monotonic() - t0:5.1f}s  {line}")
 
     async def _abort_watch(self, replayer: Replayer, t0: float) -> None:
         """Raise DrillAborted once an abort condition has failed for its whole ``for_s``."""
@@ -276,8 +348,5 @@ class DrillRunner:
                     continue
                 since = failing_since.setdefault(index, now)
                 if now - since >= condition.for_s:
-                    self.aborted = {"t": now, "condition": condition.model_dump()}
-                    self.progress(
-                        f"t={now:5.1f}s  ABORT: {condition.metric} out of bounds for {condition.for_s:g} s"
-                    )
-                    raise DrillAborted(f"abort condition on {condition.metric} held for {condition.for_s} s")
+                    detail = f"{condition.metric} out of bounds for {condition.for_s:g} s"
+                    self._abort("condition", detail, condition=condition.model_dump())

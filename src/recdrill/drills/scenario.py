@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recdrill.drills.faults.catalogue import FaultParams, fault_type
+from recdrill.drills.pacing import SEND_SLACK_S
 from recdrill.errors import ConfigError, DataFileNotFoundError
 
 Metric = Literal["availability", "availability_first_try", "p99_ms", "ndcg_ratio", "fallback_share"]
@@ -52,6 +53,12 @@ class Traffic(_Strict):
     feedback_rate: float = Field(
         2.0, ge=0, le=500, description="feedback events per second whose acknowledgement the drill audits"
     )
+    send_slack_s: float = Field(
+        SEND_SLACK_S,
+        gt=0,
+        le=10,
+        description="a request this late (the drill short of CPU) is skipped, and counted, not sent late",
+    )
 
     @model_validator(mode="after")
     def _shape_has_its_keys(self) -> Traffic:
@@ -81,6 +88,10 @@ class Traffic(_Strict):
 
 
 LEGACY_KINDS = ("latency", "error", "nan", "kill", "pause")  # the first scenario format's ``kind:``
+# A drill's default deadline: its duration plus half again (warm-up, reverts, a slow host), and at
+# least a minute (a reload, a worker's replacement).
+DEADLINE_MARGIN_SHARE = 0.5
+MIN_DEADLINE_MARGIN_S = 60.0
 
 
 class FaultStep(_Strict):
@@ -223,6 +234,23 @@ class Scenario(_Strict):
         description="run on every exit path after the drill's own faults are reverted",
     )
     objectives: Objectives = Field(default_factory=lambda: Objectives.model_validate({}))
+    deadline_margin_s: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="the drill aborts this long after its traffic should have ended "
+        f"(default: {DEADLINE_MARGIN_SHARE:.0%} of the duration, at least {MIN_DEADLINE_MARGIN_S:g} s)",
+    )
+
+    @property
+    def deadline_s(self) -> float:
+        """Seconds from the start of the drill after which it aborts: the traffic's duration plus
+        ``deadline_margin_s`` (by default half the duration, at least a minute)."""
+        duration = self.traffic.duration_s
+        margin = self.deadline_margin_s
+        if margin is None:
+            margin = max(MIN_DEADLINE_MARGIN_S, DEADLINE_MARGIN_SHARE * duration)
+        return duration + margin
 
     @model_validator(mode="after")
     def _timeline_fits(self) -> Scenario:

@@ -155,3 +155,23 @@ def test_a_dead_target_counts_connection_errors(target: DrillTarget) -> None:
 def test_bad_settings_are_named(target: DrillTarget, rate: float, ttl_s: float, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         SideTraffic(target, rate, cycle(["/ok"]), ttl_s=ttl_s)
+
+
+def test_a_thread_short_of_cpu_skips_what_it_is_late_for_instead_of_a_burst(target: DrillTarget) -> None:
+    # The factory runs on the traffic's own loop: a 1 s sleep there is a thread that got no CPU.
+    stall_at = 10
+
+    def make(rng: np.random.Generator, i: int) -> SideRequest:
+        if i == stall_at:
+            time.sleep(1.0)
+        return SideRequest("POST", "/ok", {"i": i})
+
+    traffic = SideTraffic(target, 100, make, name="starved", seed=4).start()
+    time.sleep(2.5)
+    summary = traffic.stop()
+    # About 100 requests fell due during the stall: skipped (late by more than the slack), not sent.
+    assert summary["skipped_late"] >= 50, summary
+    assert summary["requests"] == sum(Scripted.seen.values()) == summary["ok"]
+    assert summary["skipped_busy"] == 0 and summary["running"] is False
+    # Sent after the stall, on time again: no burst of overdue requests, so no request waited long.
+    assert summary["p99_ms"] < 1000, summary

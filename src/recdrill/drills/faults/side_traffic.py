@@ -8,7 +8,11 @@ factory ``(rng, i) -> SideRequest`` (method, path, JSON body or raw bytes, extra
 class serves a surge of normal requests, a storm of malformed ones and a bot posting feedback.
 
 Open loop, as in the replayer (``recdrill.drills.replayer``): requests go out on schedule whether
-or not earlier ones have answered, and latency is measured from the scheduled send time.
+or not earlier ones have answered, and latency is measured from the scheduled send time. A thread
+short of CPU skips the requests it is too late for, and those scheduled while ``max_connections``
+are still out, instead of sending them in a burst (``skipped_late``, ``skipped_busy``; see
+:mod:`recdrill.drills.pacing`): a fault then pushes less than asked, and says how much less. Each
+request is bounded as a whole by ``timeout_s``.
 
 Outcomes are counted under a lock (the drill reads :meth:`SideTraffic.summary` from its own
 thread): requests sent, 2xx, 429, other 4xx, 5xx, connection errors, client timeouts, p50/p99 of
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import httpx
 import numpy as np
 
+from recdrill.drills.pacing import Pacer
 from recdrill.drills.replayer import arrival_times
 from recdrill.errors import ConfigError
 
@@ -126,6 +131,7 @@ class SideTraffic:
         self._latencies: list[float] = []
         self._answered = 0
         self._sample_rng = np.random.default_rng(seed + 2)
+        self._pacer = Pacer(max_in_flight=max_connections)  # so no request queues inside the pool
         self.failure: str | None = None  # why the thread ended early, if it did
 
     # --- control -------------------------------------------------------------------------------
@@ -168,11 +174,13 @@ class SideTraffic:
         """Counts so far: ``requests`` sent, ``ok`` (2xx), ``status_429``, ``status_4xx`` (other
         4xx), ``status_5xx``, ``other_status``, ``connect_errors``, ``timeouts``, ``cancelled``
         (still in flight at stop), ``p50_ms`` and ``p99_ms`` of answered requests (None before any),
-        ``elapsed_s``, ``running``, ``tags``."""
+        ``elapsed_s``, ``running``, ``tags``, and ``skipped_late``/``skipped_busy`` (scheduled but
+        not sent: the thread was too far behind its schedule, or ``max_connections`` were out)."""
         with self._lock:
             counts = dict(self._counts)
             tags = dict(self._tags)
             latencies = np.asarray(self._latencies, dtype=np.float64)
+        skipped = self._pacer.counts()  # ints set by the thread: each read is whole
         end = self._ended_at if self._ended_at is not None else time.monotonic()
         elapsed = 0.0 if self._started_at is None else end - self._started_at
         p50, p99 = (None, None) if not len(latencies) else np.percentile(latencies, [50, 99]).tolist()
@@ -182,6 +190,8 @@ class SideTraffic:
             connect_errors=counts.get("connect_errors", 0),
             timeouts=counts.get("timeouts", 0),
             cancelled=counts.get("cancelled", 0),
+            skipped_late=skipped["skipped_late"],
+            skipped_busy=skipped["skipped_busy"],
             p50_ms=None if p50 is None else round(p50, 2),
             p99_ms=None if p99 is None else round(p99, 2),
             rate=self.rate,
@@ -214,18 +224,17 @@ class SideTraffic:
         async with httpx.AsyncClient(
             base_url=self.url, headers=self.headers, timeout=self.timeout_s, limits=limits, verify=self.verify
         ) as client:
-            for i, scheduled in enumerate(self._schedule()):
-                while not self._stop.is_set():
-                    delay = t0 + scheduled - time.monotonic()
-                    if delay <= 0:
-                        break
-                    await asyncio.sleep(min(delay, MAX_WAIT_S))
+            for scheduled in self._schedule():
+                go = await self._pacer.wait(t0 + scheduled, stopped=self._stop.is_set, poll_s=MAX_WAIT_S)
                 if self._stop.is_set():
                     break
-                request = self.make(rng, i)
+                if not go:
+                    continue
+                # i counts requests sent, not scheduled: a factory cycling through kinds keeps its mix
+                request = self.make(rng, self._pacer.sent - 1)
                 with self._lock:
                     self._counts["requests"] += 1
-                task = asyncio.create_task(self._one(client, request, t0 + scheduled))
+                task = self._pacer.launch(self._one(client, request, t0 + scheduled))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:  # let what is in flight answer, within reason; the rest is cancelled
@@ -250,11 +259,12 @@ class SideTraffic:
         elif request.body is not None:
             kwargs["json"] = request.body
         try:
-            response = await client.request(request.method, request.path, **kwargs)
+            async with asyncio.timeout(self.timeout_s):  # httpx bounds each phase alone, not the whole
+                response = await client.request(request.method, request.path, **kwargs)
         except asyncio.CancelledError:  # still in flight when stop() gave up waiting
             self._count("cancelled")
             raise
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             self._count("timeouts")
             return
         except httpx.HTTPError:
