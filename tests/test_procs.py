@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import psutil
 import pytest
@@ -25,6 +26,7 @@ from recdrill.procs import (
     is_stopped,
     mem_available_mib,
     start_time,
+    stop_processes,
     wait_for_workers,
     worker_pids,
 )
@@ -228,3 +230,26 @@ def test_wait_for_workers_raises_process_gone_on_timeout(supervisor: tuple[int, 
         wait_for_workers(parent, 2, timeout_s=0.1)
     with pytest.raises(ProcessGoneError, match="expected 1 workers"):  # the one there is excluded
         wait_for_workers(parent, 1, timeout_s=0.1, without=frozenset({worker}))
+
+
+def ignores_sigterm(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_stop_processes_ends_the_live_ones_and_leaves_a_reused_pid_alone() -> None:
+    with (
+        child() as stubborn,
+        child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)") as deaf,
+    ):
+        refs = [ProcessRef.of(stubborn.pid), ProcessRef.of(deaf.pid)]
+        os.kill(stubborn.pid, signal.SIGSTOP)  # stopped: it must be continued to act on SIGTERM
+        eventually(lambda: is_stopped(stubborn.pid), "the child stopped")
+        impostor = ProcessRef(os.getpid(), 0.0)  # this process's pid under another start time
+        eventually(lambda: ignores_sigterm(deaf.pid), "the deaf child ignores SIGTERM")
+        assert stop_processes([*refs, impostor], timeout_s=1.0) == [stubborn.pid, deaf.pid]
+        assert stubborn.wait(10) == -signal.SIGTERM
+        assert deaf.wait(10) == -signal.SIGKILL  # it ignored SIGTERM: killed after the timeout
+    assert stop_processes(refs) == []  # gone: nothing to stop

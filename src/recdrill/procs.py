@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -190,3 +191,21 @@ class ProcessRef:
         except ProcessLookupError:
             return False
         return True
+
+
+def stop_processes(refs: list[ProcessRef], timeout_s: float = 5.0) -> list[int]:
+    """SIGTERM every process of ``refs`` still alive, then SIGKILL those still alive after
+    ``timeout_s``; the pids that were alive (a pid reused by another process is left alone).
+
+    A SIGCONT goes with the SIGTERM: a stopped process (a frozen worker) acts on neither until it runs.
+    """
+    alive = [ref for ref in refs if ref.alive()]
+    for ref in alive:
+        ref.signal(signal.SIGTERM)
+        ref.signal(signal.SIGCONT)
+    deadline = time.monotonic() + timeout_s
+    while any(ref.alive() for ref in alive) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for ref in alive:
+        ref.signal(signal.SIGKILL)  # refused (False) by a ref that has gone meanwhile
+    return [ref.pid for ref in alive]

@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from recdrill.cli import main
-from recdrill.cli.drills import _is_loopback, summary
+from recdrill.cli.drills import _is_loopback, exit_as_ended, summary, with_deadline_margin
 from recdrill.drills.faults.catalogue import catalogue
-from recdrill.drills.scenario import builtin_names
+from recdrill.drills.scenario import builtin_names, builtin_scenario
+from recdrill.drills.stop import StopSwitch
+from recdrill.errors import DrillAborted
 from recdrill.serving.runtime.child import free_port
 from tests.cli.conftest import SHOP
 
@@ -145,7 +148,9 @@ def test_an_unreachable_target_still_writes_report_and_journal(
     )
     lines = err.strip().splitlines()
     assert (code, stdout) == (9, "")
-    assert f"drill 'api-only': 10 req/s for 60 s, 1 fault(s), against {closed_port_url}" in lines
+    assert (
+        f"drill 'api-only': 10 req/s for 60 s, 1 fault(s), against {closed_port_url}; deadline 120 s" in lines
+    )
     assert lines[-1].startswith(f"recdrill: error: cannot reach the target {closed_port_url}: ")
     assert f"report: {out / 'report.html'} (data: {out / 'report.json'}" in err
     report = json.loads((out / "report.json").read_text())
@@ -249,3 +254,53 @@ def test_summary_of_a_drill_without_traffic_shows_dashes() -> None:
     assert lines[0].endswith("no deviation; target left clean: yes")
     assert "availability - (first try -, 12 retried), p50/p99 -/- ms, NDCG@10 - (baseline -)" in lines[1]
     assert len(lines) == 3
+
+
+def test_summary_says_why_a_drill_aborted_and_what_it_could_not_send() -> None:
+    journal = _journal(skipped=600, skipped_share=0.6, judgement_weak=True)
+    journal.update(
+        status="aborted", aborted={"reason": "deadline", "detail": "the drill's 90 s deadline passed"}
+    )
+    lines = summary(journal).splitlines()
+    assert lines[2:4] == [
+        "  aborted: the drill's 90 s deadline passed",
+        "  600 requests not sent (60.0 %: the drill was short of CPU; not counted against availability); "
+        "the judgement is WEAK (most traffic unsent)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "aborted", "reason", "code"),
+    [
+        ("completed", None, None, None),
+        ("completed", None, "SIGTERM", None),  # the signal came after the drill had ended
+        ("aborted", {"reason": "deadline", "detail": "the drill's 90 s deadline passed"}, None, 10),
+        ("aborted", {"reason": "condition", "detail": "availability out of bounds for 15 s"}, None, 10),
+        ("aborted", {"reason": "stopped", "detail": "stopped by SIGTERM"}, "SIGTERM", 143),
+        ("aborted", {"reason": "stopped", "detail": "stopped by SIGINT"}, "SIGINT", 130),
+    ],
+)
+def test_the_exit_code_says_how_the_drill_ended(
+    status: str, aborted: dict[str, str] | None, reason: str | None, code: int | None
+) -> None:
+    switch = StopSwitch(reason=reason)
+    journal = {**_journal(), "status": status, "aborted": aborted}
+    with click.Context(click.Command("run")):
+        if code is None:
+            exit_as_ended(journal, switch)
+        elif code == DrillAborted.exit_code:
+            with pytest.raises(DrillAborted, match=f"drill aborted: {aborted and aborted['detail']}"):
+                exit_as_ended(journal, switch)
+        else:
+            with pytest.raises(click.exceptions.Exit) as exited:
+                exit_as_ended(journal, switch)
+            assert exited.value.exit_code == code
+
+
+def test_deadline_margin_replaces_the_scenarios_own() -> None:
+    scenario = builtin_scenario("peak-day")
+    assert scenario.deadline_s == 300 + 150
+    assert (
+        with_deadline_margin(scenario, 30.0).deadline_s == 330
+        and with_deadline_margin(scenario, None) is scenario
+    )

@@ -9,8 +9,10 @@ import click
 
 from recdrill.cli.app import cli
 from recdrill.cli.common import DATA_HELP
-from recdrill.cli.drills import SCENARIO_HELP, interruptible, run_and_report, scenario_from, summary
+from recdrill.cli.drill_signals import drill_session
+from recdrill.cli.drills import SCENARIO_HELP, exit_as_ended, run_and_report, scenario_from, summary
 from recdrill.cli.local_deployment import LocalDeployment
+from recdrill.drills.stop import StopSwitch
 from recdrill.serving.runtime.ray_backend import RayOptions, ensure_ray_installed
 
 
@@ -40,7 +42,6 @@ from recdrill.serving.runtime.ray_backend import RayOptions, ensure_ray_installe
 )
 def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backend: str, tls: bool) -> None:
     """The main job: build a shop, train, serve, run a game-day drill, write the report."""
-    interruptible()
     started = time.perf_counter()
     scenario = scenario_from(scenario_spec)
     if tls and backend == "ray":
@@ -48,8 +49,13 @@ def demo_command(data_spec: str, seed: int, scenario_spec: str, out: Path, backe
     if backend == "ray":
         ensure_ray_installed()  # before minutes of work, not after
         RayOptions().ray_temp_dir(out / "state")  # a path too long for Ray's sockets fails now
-    with LocalDeployment.start(data_spec, seed, out, workers=2, backend=backend, tls=tls) as local:
+    switch = StopSwitch()  # SIGTERM/SIGINT abort the drill through it (report written, server stopped)
+    with (
+        drill_session(switch),
+        LocalDeployment.start(data_spec, seed, out, workers=2, backend=backend, tls=tls) as local,
+    ):
         click.echo("[4/4] running the drill", err=True)
-        journal = run_and_report(scenario, local.target(out), out)
+        journal = run_and_report(scenario, local.target(out), out, switch)
     click.echo(summary(journal))
     click.echo(f"report: {out / 'report.html'}  ({time.perf_counter() - started:.0f} s in all)")
+    exit_as_ended(journal, switch)

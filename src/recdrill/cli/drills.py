@@ -1,13 +1,18 @@
 """Drill commands: ``drill list`` (the fault catalogue) and ``drill run`` (a scenario against a
-deployment, or against a local one it starts itself)."""
+deployment, or against a local one it starts itself).
+
+A drill always ends, and always with a report: at its deadline, on an abort condition, or on
+SIGTERM/SIGINT (:mod:`recdrill.cli.drill_signals`), it reverts its faults, runs its rollbacks,
+writes a report and journal marked ``aborted``, and stops every process it started. Exit codes: 0
+when the drill ran to its end, 10 (``DrillAborted``) when its deadline or an abort condition
+stopped it, 128 + N when signal N did.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +22,7 @@ import click
 from recdrill.chaos.journal import to_chaostoolkit_journal
 from recdrill.cli.app import cli
 from recdrill.cli.common import DATA_HELP, load_data
+from recdrill.cli.drill_signals import drill_session, signal_exit_code
 from recdrill.cli.local_deployment import LocalDeployment
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.data.splits import leave_one_out
@@ -25,8 +31,9 @@ from recdrill.drills.replayer import ReplayPlan
 from recdrill.drills.report import write_report
 from recdrill.drills.runner import DrillRunner
 from recdrill.drills.scenario import Scenario, builtin_names, builtin_scenario, load_scenario
+from recdrill.drills.stop import StopSwitch
 from recdrill.drills.target import DrillTarget, LocalServer
-from recdrill.errors import ConfigError
+from recdrill.errors import ConfigError, DrillAborted
 from recdrill.security.tls import client_ssl_context
 from recdrill.serving.config import ENV_ADMIN_KEY
 
@@ -42,12 +49,26 @@ def progress(line: str) -> None:
     click.echo(f"  {line}", err=True)
 
 
-def interruptible() -> None:
-    """Ctrl-C (SIGINT) must stop a drill and revert its faults, even when the drill was started as a
-    background job: a shell without job control starts those with SIGINT ignored, and Python keeps
-    an ignored SIGINT ignored (seen: a drill outliving its SIGINT under ``pytest ... &``)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+def with_deadline_margin(scenario: Scenario, margin_s: float | None) -> Scenario:
+    """The scenario with ``--deadline-margin`` in place of its own (None: unchanged)."""
+    return scenario if margin_s is None else scenario.model_copy(update={"deadline_margin_s": margin_s})
+
+
+def exit_as_ended(journal: dict[str, Any], switch: StopSwitch) -> None:
+    """End the command with the exit code of how the drill ended (see the module docstring)."""
+    aborted = journal.get("aborted") or {}
+    if journal["status"] != "aborted":
+        return
+    code = signal_exit_code(switch.reason) if aborted.get("reason") == "stopped" else None
+    if code is not None:
+        click.get_current_context().exit(code)
+    raise DrillAborted(f"drill aborted: {aborted.get('detail', 'an abort condition held')}")
+
+
+DEADLINE_HELP = (
+    "Seconds past the traffic's end at which the drill aborts (default: the scenario's "
+    "deadline_margin_s, else half the duration, at least 60)."
+)
 
 
 @cli.group("drill")
@@ -102,6 +123,7 @@ def drill_list(as_json: bool) -> None:
     default=None,
     help="PEM CA certificates that an https target's certificate must chain to (default: the system store).",
 )
+@click.option("--deadline-margin", type=click.FloatRange(min=0, max=3600), default=None, help=DEADLINE_HELP)
 def drill_run(
     scenario_spec: str | None,
     preset: str | None,
@@ -113,18 +135,42 @@ def drill_run(
     state_dir: Path | None,
     model_dir: Path | None,
     ca_bundle: Path | None,
+    deadline_margin: float | None,
 ) -> None:
     """Run SCENARIO (or --preset) and write the report; with --target the admin key comes from
     RECDRILL_ADMIN_KEY, and user traffic is sent with RECDRILL_TRAFFIC_KEY if set (a reader/writer
     key: the admin key's own rate limit would throttle a surge of many users as one caller).
-    An https target's certificate is always verified."""
-    interruptible()
+    An https target's certificate is always verified. SIGTERM or SIGINT aborts the drill: faults
+    reverted, report written (marked aborted), every process it started stopped."""
     if (scenario_spec is None) == (preset is None):
         raise click.UsageError("give a SCENARIO (file or built-in name) or --preset, not both")
     scenario = scenario_from(scenario_spec) if scenario_spec is not None else builtin_scenario(str(preset))
+    scenario = with_deadline_margin(scenario, deadline_margin)
+    switch = StopSwitch()
+    with drill_session(switch):
+        journal = _drill(
+            scenario, target, data_spec, seed, out, server_pid, state_dir, model_dir, ca_bundle, switch
+        )
+    click.echo(summary(journal))
+    exit_as_ended(journal, switch)
+
+
+def _drill(
+    scenario: Scenario,
+    target: str | None,
+    data_spec: str | None,
+    seed: int,
+    out: Path,
+    server_pid: int | None,
+    state_dir: Path | None,
+    model_dir: Path | None,
+    ca_bundle: Path | None,
+    switch: StopSwitch,
+) -> dict[str, Any]:
+    """Run the drill against ``target``, or against a local deployment started for it."""
     if target is None:
         with LocalDeployment.start(data_spec or "shopsim", seed, out, workers=2) as local:
-            journal = run_and_report(scenario, local.target(out), out)
+            return run_and_report(scenario, local.target(out), out, switch)
     else:
         admin_key = os.environ.get(ENV_ADMIN_KEY)
         if not admin_key:
@@ -152,8 +198,7 @@ def drill_run(
             scratch_dir=out / "scratch",
             traffic_key=os.environ.get(ENV_TRAFFIC_KEY) or None,
         )
-        journal = run_and_report(scenario, drill_target, out)
-    click.echo(summary(journal))
+        return run_and_report(scenario, drill_target, out, switch)
 
 
 def _is_loopback(url: str) -> bool:
@@ -166,14 +211,17 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def run_and_report(scenario: Scenario, target: DrillTarget, out: Path) -> dict[str, Any]:
-    """Run the drill; whatever happens, write report.json/.html and the Chaos Toolkit journal."""
+def run_and_report(
+    scenario: Scenario, target: DrillTarget, out: Path, switch: StopSwitch | None = None
+) -> dict[str, Any]:
+    """Run the drill; whatever happens, write report.json/.html and the Chaos Toolkit journal.
+    ``switch``: what SIGTERM/SIGINT trip (see :func:`recdrill.cli.drill_signals.drill_session`)."""
     click.echo(
         f"drill '{scenario.name}': {scenario.traffic.rate:g} req/s for {scenario.traffic.duration_s:g} s, "
-        f"{len(scenario.faults)} fault(s), against {target.base_url}",
+        f"{len(scenario.faults)} fault(s), against {target.base_url}; deadline {scenario.deadline_s:g} s",
         err=True,
     )
-    runner = DrillRunner(scenario, target, progress=progress)
+    runner = DrillRunner(scenario, target, progress=progress, stop=switch or StopSwitch())
     try:
         return runner.run()
     finally:
@@ -197,6 +245,7 @@ def summary(journal: dict[str, Any]) -> str:
         f"(first try {_num(s['availability_first_try'], 4)}, {s['retried']} retried), "
         f"p50/p99 {_num(s['p50_ms'], 1)}/{_num(s['p99_ms'], 1)} ms, NDCG@10 {_num(s['ndcg10'], 4)} "
         f"(baseline {_num(journal['baseline']['ndcg10'], 4)}), events lost: {s.get('events_lost')}",
+        *_aborted_lines(journal),
         "  " + _columns(HEADER) + "  verdict",
     ]
     for row in journal["scorecard"]:
@@ -212,6 +261,21 @@ def summary(journal: dict[str, Any]) -> str:
         ]
         lines.append(f"  {_columns(cells)}  {'pass' if row['passed'] else 'FAIL: ' + failed}")
     return "\n".join(lines)
+
+
+def _aborted_lines(journal: dict[str, Any]) -> list[str]:
+    """Why the drill aborted, and how much of its traffic it could not send, when either applies."""
+    lines = []
+    if journal.get("aborted"):
+        lines.append(f"  aborted: {journal['aborted'].get('detail')}")
+    s = journal["summary"]
+    if s.get("skipped"):
+        weak = "; the judgement is WEAK (most traffic unsent)" if s.get("judgement_weak") else ""
+        lines.append(
+            f"  {s['skipped']} requests not sent ({_num(100 * s['skipped_share'], 1)} %: the drill was "
+            f"short of CPU; not counted against availability){weak}"
+        )
+    return lines
 
 
 HEADER = ("fault", "detect", "failover", "recover", "avail", "quality", "lost")
