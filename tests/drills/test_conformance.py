@@ -195,7 +195,7 @@ def test_a_drill_interrupted_with_sigint_leaves_the_target_clean(
             drill.wait()
     assert drill.returncode == 130, err[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["status"] == "interrupted"
+    assert report["status"] == "aborted" and report["aborted"]["detail"] == "stopped by SIGINT"
     assert all(f["reverted"] for f in report["faults"]), [f for f in report["faults"] if not f["reverted"]]
     assert report["cleanliness"]["ok"], report["cleanliness"]
     # And seen from outside the drill's process, not only by its own report:
