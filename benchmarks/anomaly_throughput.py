@@ -13,7 +13,7 @@ minute) injected, and times each rule. Side by side in the same run, on the same
 
 Both sides must agree on what they flag (checked and reported). Rules and baselines alternate in
 rounds (AB, BA) so a busy machine slows both alike. Single core: ``OMP_NUM_THREADS=1`` is set before
-numpy loads. Writes ``benchmarks/results/anomaly_throughput.json`` (``..._quick.json`` with
+numpy loads. Writes ``benchmarks/results/anomaly_throughput.json`` (``results/quick/`` with
 ``--quick``, a smoke run that never overwrites the real figures).
 
     .venv/bin/python benchmarks/anomaly_throughput.py           # the real run (a few minutes)
@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import poisson
 
-from harness import run_main
+from harness import QUICK_HELP, quick_path, run_main
 from recdrill.monitor.anomaly.monitor import EventBatch, ItemClickSpikeRule, UserBurstRule
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -162,12 +162,13 @@ def timed(function: Any, batches: list[EventBatch]) -> tuple[float, set[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
     quick = parser.parse_args().quick
     plan = QUICK if quick else FULL
     batches = traffic(plan["seconds"], plan["rate"])
     events = sum(b.size for b in batches)
     report: dict[str, Any] = {
+        "quick": quick,
         "plan": plan,
         "events": events,
         "machine": platform.processor() or platform.machine(),
@@ -194,7 +195,7 @@ def main() -> None:
             f"{entry['baseline_events_per_s']:,.0f} ({entry['speedup']:.1f}x); "
             f"flagged {entry['rule_flagged']} (baseline agrees: {entry['agree']})"
         )
-    out = RESULTS / ("anomaly_throughput_quick.json" if quick else "anomaly_throughput.json")
+    out = quick_path("anomaly_throughput.json") if quick else RESULTS / "anomaly_throughput.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

@@ -24,11 +24,13 @@ Scenarios: ``season_change`` (tastes shift and 20% of the catalogue is new after
 should keep the current model, or gain little).
 
 Run: ``python benchmarks/auto_response.py`` (about 8 minutes on 2 busy cores); writes
-``benchmarks/results/auto_response.json``. ``RECDRILL_BENCH_QUICK=1`` runs a small shop (smoke test).
+``benchmarks/results/auto_response.json``. ``--quick`` runs a small shop and short trainings (a smoke
+run) into ``benchmarks/results/quick/``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -44,7 +46,7 @@ if __name__ == "__main__":  # a script's setting, never an importer's (harness.p
 import numpy as np
 import torch
 
-from harness import run_main
+from harness import QUICK_HELP, quick_path, run_main
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.shopsim.config import DriftConfig
@@ -61,25 +63,44 @@ from recdrill.registry.keys import init_keys
 from recdrill.registry.registry import Registry
 from recdrill.registry.stages import Stage
 
-QUICK = os.environ.get("RECDRILL_BENCH_QUICK") == "1"
-RESULTS = Path(__file__).parent / "results" / ("auto_response_quick.json" if QUICK else "auto_response.json")
-SHOP: dict[str, Any] = (
-    {"n_items": 600, "n_users": 1500, "n_events": 45_000, "days": 30, "seed": 11}
-    if QUICK
-    else {"n_items": 2000, "n_users": 8000, "n_events": 240_000, "days": 30, "seed": 11}
-)
+RESULTS = Path(__file__).parent / "results" / "auto_response.json"
 SCENARIOS = {
     "season_change": DriftConfig(start=0.5, taste_shift=0.8, new_items=0.2),
     "taste_shift": DriftConfig(start=0.5, taste_shift=0.8),
     "no_drift": DriftConfig(start=0.5),
 }
+LIVE_SHARE = 0.3  # the replay's live phase: the first 30% of the timeline after the drift
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The sizes of one run: the shop, SASRec's training budget, the policy, the replay's phases."""
+
+    shop: dict[str, Any]
+    sasrec: dict[str, Any]
+    policy: ResponsePolicy
+    stationary_s: float
+    live_s: float
+
+
 SASREC: dict[str, Any] = {
     "dim": 32, "blocks": 1, "heads": 1, "max_len": 30, "batch_size": 128, "patience": 3,
-    "max_epochs": 8 if QUICK else 60, "max_minutes": 0.5 if QUICK else 1.5, "device": "cpu",
+    "max_epochs": 60, "max_minutes": 1.5, "device": "cpu",
 }  # fmt: skip
-POLICY = ResponsePolicy(min_recent_events=500 if QUICK else 1_000, min_holdout_users=50 if QUICK else 100)
-LIVE_SHARE = 0.3  # the replay's live phase: the first 30% of the timeline after the drift
-STATIONARY_S, LIVE_S = (600.0, 1200.0) if QUICK else (1200.0, 1800.0)
+FULL = Plan(
+    shop={"n_items": 2000, "n_users": 8000, "n_events": 240_000, "days": 30, "seed": 11},
+    sasrec=SASREC,
+    policy=ResponsePolicy(min_recent_events=1_000, min_holdout_users=100),
+    stationary_s=1200.0,
+    live_s=1800.0,
+)
+QUICK = Plan(
+    shop={"n_items": 600, "n_users": 1500, "n_events": 45_000, "days": 30, "seed": 11},
+    sasrec={**SASREC, "max_epochs": 3, "max_minutes": 0.1},
+    policy=ResponsePolicy(min_recent_events=500, min_holdout_users=50),
+    stationary_s=600.0,
+    live_s=1200.0,
+)
 BOOTSTRAP = 2000
 
 
@@ -131,8 +152,8 @@ def trigger_from_replay(result: ReplayResult, responder: AutoResponder) -> tuple
     return None
 
 
-def sasrec(**overrides: Any) -> SASRecRecommender:
-    return SASRecRecommender(**{**SASREC, **overrides})
+def sasrec(plan: Plan, **overrides: Any) -> SASRecRecommender:
+    return SASRecRecommender(**{**plan.sasrec, **overrides})
 
 
 # Scenarios whose shops agree before the drift (a drift knob never reshuffles the rest of the shop)
@@ -140,9 +161,9 @@ def sasrec(**overrides: Any) -> SASRecRecommender:
 TRAINED: dict[str, tuple[SASRecRecommender, float]] = {}
 
 
-def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
+def run_scenario(name: str, drift: DriftConfig, work: Path, plan: Plan) -> dict[str, Any]:
     began = time.perf_counter()
-    sim = ShopSim(**SHOP, drift=drift)
+    sim = ShopSim(**plan.shop, drift=drift)
     shop = sim.generate()
     span = sim.config.days * 86_400
     train_end = sim.config.drift_time
@@ -152,15 +173,20 @@ def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
     digest = train.interactions_digest()
     if digest not in TRAINED:
         started = time.perf_counter()
-        TRAINED[digest] = sasrec().fit(train), time.perf_counter() - started
+        TRAINED[digest] = sasrec(plan).fit(train), time.perf_counter() - started
     current, train_s = TRAINED[digest]
 
     started = time.perf_counter()
     replay = replay_shop(
-        shop, train_end=train_end, stop=stop, stationary_s=STATIONARY_S, live_s=LIVE_S, onset=train_end
+        shop,
+        train_end=train_end,
+        stop=stop,
+        stationary_s=plan.stationary_s,
+        live_s=plan.live_s,
+        onset=train_end,
     )
     replay_s = time.perf_counter() - started
-    responder = AutoResponder(POLICY, work / name)
+    responder = AutoResponder(plan.policy, work / name)
     trigger = trigger_from_replay(replay, responder)
     second, features = trigger if trigger is not None else (None, [])
     # The response runs at the end of the replayed period, when the policy's whole recent window
@@ -169,7 +195,7 @@ def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
     recent = shop.with_interactions(shop.interactions.select((t >= train_end) & (t <= now)))
     decision = responder.respond(current, train, recent, now, triggered_by=features)
     window = split_recent(
-        train, recent, now=now, window_s=POLICY.recent_window_s, holdout_share=POLICY.holdout_share
+        train, recent, now=now, window_s=plan.policy.recent_window_s, holdout_share=plan.policy.holdout_share
     )
     if decision.candidate_path is None:
         raise RuntimeError(f"{name}: no candidate was trained: {decision.reason}")
@@ -177,7 +203,7 @@ def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
 
     # Baselines: a cold retrain on the same data, same budget as the first training.
     started = time.perf_counter()
-    cold = sasrec().fit(window.fine_tune_data)
+    cold = sasrec(plan).fit(window.fine_tune_data)
     cold_s = time.perf_counter() - started
     models = {"current": current, "candidate": candidate, "cold_retrain": cold}
     held = {m: per_target_ndcg(model, window.held_out) for m, model in models.items()}
@@ -188,21 +214,23 @@ def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
     later = held_out_fold(until, now + 1)
     after = {m: per_target_ndcg(model, later) for m, model in models.items()}
 
-    knn = _itemknn_path(train, recent, now, work / f"{name}-knn")
+    knn = _itemknn_path(train, recent, now, work / f"{name}-knn", plan.policy)
     registry = _apply_in_registry(current, decision, work / f"{name}-home")
     return {
         "scenario": name,
         "drift": dataclasses.asdict(drift),
         "train_events": len(train.interactions),
         "replay": {
-            "alerts_after_onset_s": [(f, s - STATIONARY_S) for f, s in replay.alerts if s > STATIONARY_S],
-            "stationary_alerts": [a for a in replay.alerts if a[1] <= STATIONARY_S],
+            "alerts_after_onset_s": [
+                (f, s - plan.stationary_s) for f, s in replay.alerts if s > plan.stationary_s
+            ],
+            "stationary_alerts": [a for a in replay.alerts if a[1] <= plan.stationary_s],
             "first_flag_after_onset_s": replay.first_flag,
-            "trigger_second_after_onset": None if second is None else second - STATIONARY_S,
+            "trigger_second_after_onset": None if second is None else second - plan.stationary_s,
             "trigger_features": features,
             "trigger_shop_hours_after_drift": None
             if second is None
-            else (second - STATIONARY_S) * (stop - train_end) / LIVE_S / 3600.0,
+            else (second - plan.stationary_s) * (stop - train_end) / plan.live_s / 3600.0,
             "response_hours_after_drift": (now - train_end) / 3600.0,
             "requests": replay.requests,
             "seconds": replay_s,
@@ -246,11 +274,13 @@ def run_scenario(name: str, drift: DriftConfig, work: Path) -> dict[str, Any]:
     }
 
 
-def _itemknn_path(train: Dataset, recent: Dataset, now: int, work: Path) -> dict[str, Any]:
+def _itemknn_path(
+    train: Dataset, recent: Dataset, now: int, work: Path, policy: ResponsePolicy
+) -> dict[str, Any]:
     """The same responder with an ItemKNN primary: the refit (recent-weighted) path."""
     started = time.perf_counter()
     current = ItemKNNRecommender().fit(train)
-    decision = AutoResponder(POLICY, work).respond(current, train, recent, now)
+    decision = AutoResponder(policy, work).respond(current, train, recent, now)
     return {
         "current_ndcg10": decision.current["NDCG@10"],
         "candidate_ndcg10": decision.candidate["NDCG@10"],
@@ -279,10 +309,14 @@ def _apply_in_registry(current: BaseRecommender, decision: ResponseDecision, hom
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
+    quick = parser.parse_args().quick
+    plan = QUICK if quick else FULL
     torch.set_num_threads(1)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="recdrill-auto-response-") as scratch:
-        runs = [run_scenario(name, drift, Path(scratch)) for name, drift in SCENARIOS.items()]
+        runs = [run_scenario(name, drift, Path(scratch), plan) for name, drift in SCENARIOS.items()]
     for run in runs:
         s = run["sasrec"]
         gain = s["candidate_vs_current"]
@@ -294,16 +328,21 @@ def main() -> None:
             f"[{gain['ci95'][0]:+.1%}, {gain['ci95'][1]:+.1%}] -> {s['decision']}; "
             f"registry {run['registry']['applied']}"
         )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    out = quick_path(RESULTS.name) if quick else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps(
             {
                 "benchmark": "auto_response",
-                "quick": QUICK,
-                "shop": SHOP,
-                "sasrec": SASREC,
-                "policy": dataclasses.asdict(POLICY),
-                "replay": {"stationary_s": STATIONARY_S, "live_s": LIVE_S, "live_share": LIVE_SHARE},
+                "quick": quick,
+                "shop": plan.shop,
+                "sasrec": plan.sasrec,
+                "policy": dataclasses.asdict(plan.policy),
+                "replay": {
+                    "stationary_s": plan.stationary_s,
+                    "live_s": plan.live_s,
+                    "live_share": LIVE_SHARE,
+                },
                 "machine": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count(),
                 "runs": runs,
@@ -313,7 +352,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS} in {time.perf_counter() - began:.0f} s")
+    print(f"wrote {out} in {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ same closed-loop load (``wrk`` when on PATH, else an asyncio httpx client) with 
 concurrent connections. Results: ``benchmarks/results/batching.json`` with ``on_rps``, ``off_rps``,
 ``ratio`` (on / off), p50/p99 of each, and the mean histories per model call.
 
-Run: ``python benchmarks/batching.py [--duration 30] [--connections 32]``
+Run: ``python benchmarks/batching.py [--duration 30] [--connections 32]``; ``--quick``: a smoke run
+(seconds, a tiny shop) into ``benchmarks/results/quick/``.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from common import (
     train_itemknn,
     write_report,
 )
-from harness import run_main
+from harness import QUICK_SHOP, parse_args, quick_path, run_main
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batching.json"
+QUICK = {"duration": 2.0, "rounds": 2, "warmup": 0.5, "data": QUICK_SHOP, "out": quick_path("batching.json")}
 
 
 def batch_stats(url: str) -> dict[str, float]:
@@ -62,7 +64,7 @@ def main() -> None:
     parser.add_argument("--data", default="shopsim", help="Data to train on (recdrill train --data).")
     parser.add_argument("--tool", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     tool = pick_tool(args.tool)
     load_before = os.getloadavg()
 

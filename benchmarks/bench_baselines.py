@@ -5,17 +5,23 @@ chosen over, on validation) on Beauty and Toys, validation and test folds, in on
 benchmarks/results/baselines.json with every metric, the published PopRec/SASRec rows, and ratios.
 
     .venv/bin/python benchmarks/bench_baselines.py
+    .venv/bin/python benchmarks/bench_baselines.py --quick   # the first 1,500 users of each file
+
+``--quick`` writes ``benchmarks/results/quick/baselines.json`` and skips (one line) without the
+shared data.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from harness import run_main
+from harness import parse_args, quick_path, run_main, sequence_head, skip
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.eval.evaluate import evaluate, format_table
@@ -25,6 +31,7 @@ from recdrill.models.itemknn import ItemKNNRecommender
 ROOT = Path(__file__).resolve().parents[1]
 AMAZON = ROOT.parent / "shared" / "datasets" / "amazon"
 OUT = ROOT / "benchmarks" / "results" / "baselines.json"
+QUICK_USERS = 1500
 
 # S3-Rec paper (CIKM 2020), full ranking, from ../shared/datasets/README.md.
 PUBLISHED = {
@@ -38,13 +45,28 @@ FILES = {"Beauty": "Beauty.txt", "Toys": "Toys_and_Games.txt"}
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parse_args(parser, {"out": quick_path("baselines.json")})
     if not AMAZON.is_dir():
+        if args.quick:
+            return skip("bench_baselines", f"{AMAZON} not found")
         print(f"bench_baselines: {AMAZON} not found", file=sys.stderr)
         return 1
-    results: dict[str, object] = {"machine": platform.platform(), "datasets": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-baselines-") as scratch:
+        if args.quick:
+            files = {name: sequence_head(AMAZON / f, QUICK_USERS, Path(scratch)) for name, f in FILES.items()}
+        else:
+            files = {name: AMAZON / f for name, f in FILES.items()}
+        return run(files, args.out, args.quick)
+
+
+def run(files: dict[str, Path], out: Path, quick: bool) -> int:
+    """Every baseline on each of ``files`` (name: sequence file), the report written to ``out``."""
+    results: dict[str, object] = {"machine": platform.platform(), "quick": quick, "datasets": {}}
     reports = []
-    for name, filename in FILES.items():
-        dataset = load_dataset(str(AMAZON / filename))
+    for name, path in files.items():
+        dataset = load_dataset(str(path))
         split = leave_one_out(dataset)
         rows: dict[str, dict[str, object]] = {}
         for fold in ("validation", "test"):
@@ -85,9 +107,9 @@ def main() -> int:
         results["datasets"][name] = {"runs": rows, "published": published, "ratios": ratios}  # type: ignore[index]
         print(f"{name}: " + json.dumps(ratios), flush=True)
     print(format_table(reports))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2))
-    print(f"wrote {OUT}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
     return 0
 
 

@@ -6,6 +6,7 @@ the script exits non-zero when they do not.
 
 Usage:
     .venv/bin/python benchmarks/bench_shopsim.py [--repeats 3] [--output benchmarks/results/shopsim.json]
+    .venv/bin/python benchmarks/bench_shopsim.py --quick   # a smoke run: a 20k-event "full" shop, 2 runs
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import run_main
+from harness import parse_args, quick_path, run_main
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim, ShopSimConfig
 
@@ -34,6 +35,8 @@ CONFIGS = {
     "full": ShopSimConfig(),
     "small": ShopSimConfig(n_items=500, n_users=300, n_events=5_000),
 }
+QUICK_CONFIGS = {**CONFIGS, "full": ShopSimConfig(n_items=1000, n_users=1000, n_events=20_000)}
+QUICK = {"repeats": 2, "output": quick_path("shopsim.json")}
 
 
 def time_generation(config: ShopSimConfig, repeats: int) -> tuple[list[float], list[Dataset]]:
@@ -86,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs per config (at least 2)")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, QUICK, argv)
     repeats = max(2, args.repeats)  # the determinism check needs two full-size runs
+    configs = QUICK_CONFIGS if args.quick else CONFIGS
 
     rows, deterministic = [], True
-    for name, config in CONFIGS.items():
+    for name, config in configs.items():
         seconds, datasets = time_generation(config, repeats)
         rows.append(summarise(name, config, seconds))
         if name == "full":
@@ -119,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             "numpy": np.__version__,
             "cpus": os.cpu_count(),
         },
-        "full_config": asdict(CONFIGS["full"]),
+        "quick": args.quick,
+        "full_config": asdict(configs["full"]),
         "runs": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ MMD is reported apart, in vectors/s (dimension 32, batches of 100 into a window 
 Single core: ``OMP_NUM_THREADS=1`` (and the BLAS equivalents) is set before numpy loads, and rates
 are values per CPU second of this process (``time.process_time``), so a busy machine does not
 lower them; rates per wall second are recorded beside them.
-Writes ``benchmarks/results/drift_throughput.json`` (``drift_throughput_quick.json`` with
-``--quick``, a smoke run of a few seconds that never overwrites the real figures).
+Writes ``benchmarks/results/drift_throughput.json`` (``results/quick/`` with ``--quick``, a smoke
+run of a few seconds that never overwrites the real figures).
 
     .venv/bin/python benchmarks/drift_throughput.py           # the real run (about 2 minutes)
     .venv/bin/python benchmarks/drift_throughput.py --quick   # a smoke run
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from harness import run_main
+from harness import QUICK_HELP, quick_path, run_main
 from recdrill.monitor.drift.bins import Binning
 from recdrill.monitor.drift.defaults import METHODS
 from recdrill.monitor.drift.detector import Detector
@@ -196,9 +196,7 @@ def mmd(setup: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run of a few seconds, not the benchmark"
-    )
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = parser.parse_args()
     setup = QUICK if args.quick else FULL
     load_before = os.getloadavg()
@@ -222,7 +220,7 @@ def main() -> None:
         "min_ratio_to_target": min(row["ratio_to_1M_target"] for row in detectors.values()),
         "mmd": mmd(setup),
     }
-    out = RESULTS.with_name("drift_throughput_quick.json") if args.quick else RESULTS
+    out = quick_path(RESULTS.name) if args.quick else RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -18,7 +18,8 @@ must not retry a feedback post blindly. Side by side, the same clients post for 
 without kills (``baseline``), giving the throughput ratio.
 
 Results: ``benchmarks/results/feedback_kill.json``.
-Run: ``python benchmarks/feedback_kill.py`` (quick check: ``--kills 6 --baseline-s 3``).
+Run: ``python benchmarks/feedback_kill.py``; ``--quick``: a smoke run (4 kills, 2 of the whole server)
+into ``benchmarks/results/quick/``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ from typing import Any
 import httpx
 
 from common import machine_brief, train_itemknn, write_report
-from harness import run_main
+from harness import QUICK_SHOP, parse_args, quick_path, run_main
 from recdrill.procs import ProcessRef
 from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "feedback_kill.json"
-DATA = "shopsim:n_items=500,n_users=400,n_events=8000"  # the model only has to load; feedback is the load
+QUICK = {
+    "kills": 4, "whole_every": 2, "acks_between": 5, "baseline_s": 2.0,
+    "out": quick_path("feedback_kill.json"),
+}  # fmt: skip
+DATA = QUICK_SHOP  # the model only has to load; feedback is the load
 
 
 @dataclass
@@ -200,7 +205,7 @@ def main() -> None:
     parser.add_argument("--baseline-s", type=float, default=15.0, help="Seconds of the no-kill run.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
 
     work = Path(tempfile.mkdtemp(prefix="feedback_kill-"))
     model = work / "model"

@@ -5,10 +5,12 @@ batch of 256 users) in one process, forward plus backward, best of 3 rounds of 1
 Writes benchmarks/results/loss_cost.json.
 
     .venv/bin/python benchmarks/loss_cost.py
+    .venv/bin/python benchmarks/loss_cost.py --quick   # small shapes, 1 round of 2 steps, results/quick/
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -18,10 +20,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness import run_main
+from harness import QUICK_HELP, quick_path, run_main
 
 OUT = Path(__file__).resolve().parent / "results" / "loss_cost.json"
-ITEMS, DIM, POSITIONS = 12_101, 64, 1_500
+FULL = {"items": 12_101, "dim": 64, "positions": 1_500, "rounds": 3, "steps": 10}
+QUICK = {"items": 2_000, "dim": 64, "positions": 300, "rounds": 1, "steps": 2}
 
 
 def timed(step: Callable[[], torch.Tensor], rounds: int = 3, steps: int = 10) -> float:
@@ -35,10 +38,15 @@ def timed(step: Callable[[], torch.Tensor], rounds: int = 3, steps: int = 10) ->
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
+    quick = parser.parse_args().quick
+    plan = QUICK if quick else FULL
+    items, dim, positions = plan["items"], plan["dim"], plan["positions"]
     torch.manual_seed(0)
-    states = torch.randn(POSITIONS, DIM, requires_grad=True)
-    table = torch.randn(ITEMS, DIM, requires_grad=True)
-    targets = torch.randint(0, ITEMS, (POSITIONS,))
+    states = torch.randn(positions, dim, requires_grad=True)
+    table = torch.randn(items, dim, requires_grad=True)
+    targets = torch.randint(0, items, (positions,))
 
     def full() -> torch.Tensor:
         return F.cross_entropy(states @ table.T, targets)
@@ -49,25 +57,28 @@ def main() -> None:
 
     def sampled(negatives: int) -> Callable[[], torch.Tensor]:
         def step() -> torch.Tensor:
-            drawn = torch.randint(0, ITEMS, (negatives,))
+            drawn = torch.randint(0, items, (negatives,))
             positive = (states * table[targets]).sum(-1, keepdim=True)
             logits = torch.cat([positive, states @ table[drawn].T], dim=1)
-            return F.cross_entropy(logits, torch.zeros(POSITIONS, dtype=torch.long))
+            return F.cross_entropy(logits, torch.zeros(positions, dtype=torch.long))
 
         return step
 
-    seconds = {"full": timed(full), "full_bf16": timed(full_bf16)}
+    rounds, steps = plan["rounds"], plan["steps"]
+    seconds = {"full": timed(full, rounds, steps), "full_bf16": timed(full_bf16, rounds, steps)}
     for negatives in (256, 1024, 4096):
-        seconds[f"sampled_{negatives}"] = timed(sampled(negatives))
+        seconds[f"sampled_{negatives}"] = timed(sampled(negatives), rounds, steps)
     result = {
         "machine": platform.platform(),
         "threads": torch.get_num_threads(),
-        "shape": {"items": ITEMS, "dim": DIM, "positions": POSITIONS},
+        "quick": quick,
+        "shape": {"items": items, "dim": dim, "positions": positions},
         "seconds_per_step": seconds,
         "speedup_vs_full": {name: seconds["full"] / value for name, value in seconds.items()},
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2))
+    out = quick_path(OUT.name) if quick else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     for name, value in seconds.items():
         print(f"{name:<14}{value * 1000:8.1f} ms/step  {seconds['full'] / value:5.1f}x")
 

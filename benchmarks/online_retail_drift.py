@@ -11,7 +11,8 @@ construction, so its scores are the sampling noise of a week of that size; the r
 feature's real weekly score as a ratio to its null score, and the null replay's false alarms.
 
 Writes ``benchmarks/results/online_retail_drift.json`` and ``online_retail_drift.png``
-(``online_retail_drift_quick.*`` with ``--quick``: July-August against September, for a smoke run).
+(under ``results/quick/`` with ``--quick``: July-August against September, for a smoke run, which
+skips with one line without the shared data).
 
     .venv/bin/python benchmarks/online_retail_drift.py           # the real run (about a minute)
     .venv/bin/python benchmarks/online_retail_drift.py --quick   # a smoke run (seconds)
@@ -36,7 +37,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
-from harness import run_main
+from harness import QUICK_HELP, QUICK_RESULTS, run_main, skip
 from recdrill.monitor.drift.defaults import compare, method_class
 from recdrill.monitor.replay.retail import (
     CURRENT,
@@ -216,15 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="July-August against September only")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"July-August against September only: {QUICK_HELP}"
+    )
     parser.add_argument("--data", type=Path, default=DATA, help="the Online Retail Parquet file")
     args = parser.parse_args(argv)
     matplotlib.use("Agg")  # files only, no display; here, not at import (harness.py)
     if not args.data.exists():
+        if args.quick:
+            return skip("online_retail_drift", f"{args.data} not found (the shared datasets are not present)")
         print(f"error: {args.data}: no such file (the shared datasets are not present)", file=sys.stderr)
         return 2
     windows = QUICK if args.quick else {"reference": REFERENCE, "current": CURRENT}
-    stem = "online_retail_drift_quick" if args.quick else "online_retail_drift"
+    stem = "online_retail_drift"
+    results = QUICK_RESULTS if args.quick else RESULTS
 
     started = time.perf_counter()
     lines, dropped = read_retail_lines(args.data)
@@ -271,16 +277,16 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     title = (
         "UCI Online Retail: drift of the autumn 2011 peak" if not args.quick else "UCI Online Retail (quick)"
     )
-    plot(result, null, RESULTS / f"{stem}.png", title)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(result, null, results / f"{stem}.png", title)
+    (results / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     for name, when in report["drifting_features"].items():
         first, sustained = when["first_flagged_week"], when["sustained_from_week"]
         print(f"{name:>18}: first flagged {first}, sustained from {sustained}")
-    print(f"wrote {RESULTS / stem}.json and .png in {time.perf_counter() - started:.1f} s")
+    print(f"wrote {results / stem}.json and .png in {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -7,6 +7,10 @@ runs each time into benchmarks/results/quality.json.
 
     .venv/bin/python benchmarks/quality.py                       # ours and plain, 3 seeds, 20 min each
     .venv/bin/python benchmarks/quality.py --configs ablations --seeds 0 --minutes 10
+    .venv/bin/python benchmarks/quality.py --quick   # ours and plain, seed 0, 3 s, 1,500 Beauty users
+
+``--quick`` starts afresh in ``benchmarks/results/quick/`` (never the real runs' log) and skips (one
+line) without the shared data.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness import run_main
+from harness import QUICK_RESULTS, parse_args, run_main, sequence_head, skip
 from recdrill.data.loading import load_dataset
 from recdrill.data.splits import leave_one_out
 from recdrill.eval.evaluate import evaluate
@@ -31,6 +36,8 @@ from recdrill.models.sasrec.estimator import SASRecRecommender
 ROOT = Path(__file__).resolve().parents[1]
 AMAZON = ROOT.parent / "shared" / "datasets" / "amazon"
 RESULTS = ROOT / "benchmarks" / "results"
+QUICK = {"datasets": "Beauty", "configs": "ours,plain", "seeds": "0", "minutes": 0.05}
+QUICK_USERS = 1500
 FILES = {"Beauty": "Beauty.txt", "Toys": "Toys_and_Games.txt"}
 PUBLISHED = {  # S3-Rec paper (CIKM 2020), full ranking; ../shared/datasets/README.md
     "Beauty": {
@@ -101,9 +108,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 def run_one(
-    dataset_name: str, config: str, params: dict[str, Any], seed: int, minutes: float
+    dataset_name: str, config: str, params: dict[str, Any], seed: int, minutes: float, data: Path = AMAZON
 ) -> dict[str, Any]:
-    dataset = load_dataset(str(AMAZON / FILES[dataset_name]))
+    dataset = load_dataset(str(data / FILES[dataset_name]))
     split = leave_one_out(dataset)
     model = SASRecRecommender(**{**params, "seed": seed, "max_minutes": minutes})
     started = time.perf_counter()
@@ -199,18 +206,31 @@ def main() -> int:
     parser.add_argument("--configs", default="ours,plain", help="comma list of config names, or 'ablations'")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per run")
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     if not AMAZON.is_dir():
+        if args.quick:
+            return skip("quality", f"{AMAZON} not found")
         print(f"quality: {AMAZON} not found", file=sys.stderr)
         return 1
+    if not args.quick:
+        return run_all(args, AMAZON, RESULTS)
+    with tempfile.TemporaryDirectory(prefix="quality-") as scratch:
+        for name in args.datasets.split(","):
+            sequence_head(AMAZON / FILES[name], QUICK_USERS, Path(scratch))
+        (QUICK_RESULTS / "quality_runs.jsonl").unlink(missing_ok=True)  # each quick run starts afresh
+        return run_all(args, Path(scratch), QUICK_RESULTS)
+
+
+def run_all(args: argparse.Namespace, data: Path, results: Path) -> int:
+    """The runs ``args`` name on the sequence files in ``data``, logged and summarised in ``results``."""
     configs = {**CONFIGS, **ABLATIONS}
     names = list(ABLATIONS) if args.configs == "ablations" else args.configs.split(",")
     unknown = [n for n in names if n not in configs]
     if unknown:
         print(f"quality: unknown config {unknown[0]!r}; known: {', '.join(configs)}", file=sys.stderr)
         return 2
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    log = RESULTS / "quality_runs.jsonl"
+    results.mkdir(parents=True, exist_ok=True)
+    log = results / "quality_runs.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     done = {(r["dataset"], r["config"], r["seed"], r["minutes_budget"]) for r in runs}
     # Seed-major order: each seed's configs run back to back, so a half-finished benchmark still
@@ -221,7 +241,7 @@ def main() -> int:
                 if (dataset_name, name, seed, args.minutes) in done:
                     continue
                 print(f"{dataset_name} {name} seed {seed} ({args.minutes:g} min) ...", flush=True)
-                run = run_one(dataset_name, name, configs[name], seed, args.minutes)
+                run = run_one(dataset_name, name, configs[name], seed, args.minutes, data)
                 print(
                     f"  NDCG@10 {run['test']['NDCG@10']:.4f} HR@10 {run['test']['HR@10']:.4f} "
                     f"after {run['epochs']} epochs, {run['fit_seconds'] / 60:.1f} min",
@@ -231,7 +251,7 @@ def main() -> int:
                 with log.open("a") as handle:
                     handle.write(json.dumps(run) + "\n")
     summary = summarise(runs)
-    (RESULTS / "quality.json").write_text(json.dumps(summary, indent=2))
+    (results / "quality.json").write_text(json.dumps(summary, indent=2))
     for row in summary["table"]:
         print(
             f"{row['dataset']:<7}{row['config']:<32}{row['minutes_budget']:>4g} min {row['threads']}t  "

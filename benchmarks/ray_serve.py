@@ -21,7 +21,10 @@ response's ``latency_ms``/``handler_ms``) and the rest (ingress, routing, serial
 per process role (proxy, replica, HAProxy, Ray core, controller, load generator) during the load come
 from ``/proc``. The model call alone is timed in this process. Results: ``benchmarks/results/ray_serve.json``.
 
-Run: ``python benchmarks/ray_serve.py [--duration 40] [--rounds 2] [--variants plain,recdrill]``
+Run: ``python benchmarks/ray_serve.py [--duration 40] [--rounds 2] [--variants plain,recdrill]`` (needs
+the ``ray`` extra). ``--quick``: a smoke run (one 2 s slot per variant, a tiny shop) into
+``benchmarks/results/quick/``; without Ray installed it skips with one line, unless
+``RECDRILL_REQUIRE_RAY=1`` (``make bench-quick-ray``) makes that a failure.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import sys
 import tempfile
@@ -56,13 +60,14 @@ from common import (
     train_itemknn,
     write_report,
 )
-from harness import run_main
+from harness import QUICK_SHOP, parse_args, quick_path, run_main, skip
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.serving.runtime.ray_backend import RayOptions, StopServing, ray_cluster, serve_forever
 from recdrill.serving.runtime.ray_process import RayServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ray_serve.json"
+QUICK = {"duration": 2.0, "rounds": 1, "warmup": 0.5, "data": QUICK_SHOP, "out": quick_path("ray_serve.json")}
 REPLICAS = 2
 VARIANTS = ("plain", "recdrill", "recdrill_via_proxy")
 
@@ -209,7 +214,7 @@ def top10(url: str, users: list[str], patience_s: float = 30.0) -> list[list[str
 # --- the run ---------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=40.0, help="Measured seconds per variant.")
     parser.add_argument("--rounds", type=int, default=2, help="Alternating rounds the duration is split in.")
@@ -222,10 +227,15 @@ def main() -> None:
     parser.add_argument("--serve-plain", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     if args.serve_plain:
         serve_plain(args.serve_plain, args.state, args.port)
-        return
+        return 0
+    if importlib.util.find_spec("ray") is None:
+        missing = "Ray is not installed (pip install -e '.[ray]')"
+        if args.quick and os.environ.get("RECDRILL_REQUIRE_RAY") != "1":
+            return skip("ray_serve", missing)
+        parser.exit(1, f"ray_serve: {missing}\n")
     variants = args.variants.split(",")
     if not {"plain", "recdrill"} <= set(variants) <= set(VARIANTS):
         parser.error(f"--variants must include plain and recdrill, from {VARIANTS}")
@@ -280,6 +290,7 @@ def main() -> None:
     }
     write_report(args.out, report)
     print_table(report, results)
+    return 0
 
 
 def breakdown(slots: list[LoadResult], extras: dict[str, list[Any]], model_ms: float) -> dict[str, Any]:

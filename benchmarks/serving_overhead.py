@@ -14,7 +14,8 @@ port; they are driven one after the other by the same closed-loop load generator
 script when it is on PATH, else an asyncio httpx client) for the same duration after a warm-up,
 cycling through known user ids. Results go to ``benchmarks/results/serving_overhead.json``.
 
-Run: ``python benchmarks/serving_overhead.py [--duration 15] [--connections 8]``
+Run: ``python benchmarks/serving_overhead.py [--duration 15] [--connections 8]``; ``--quick``: a smoke
+run (seconds, a tiny shop) into ``benchmarks/results/quick/``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from common import (
     train_itemknn,
     write_report,
 )
-from harness import run_main
+from harness import QUICK_SHOP, parse_args, quick_path, run_main
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.serving.runtime.child import ChildServer, free_port, spawn, wait_ready
@@ -58,6 +59,10 @@ from recdrill.serving.runtime.local_backend import SINGLE_THREAD_ENV
 from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving_overhead.json"
+QUICK = {
+    "duration": 2.0, "rounds": 2, "warmup": 0.5, "data": QUICK_SHOP,
+    "out": quick_path("serving_overhead.json"),
+}  # fmt: skip
 
 
 # --- the bare app ----------------------------------------------------------------------------
@@ -146,7 +151,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--serve-bare", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     if args.serve_bare is not None:
         serve_bare(args.serve_bare, args.port)
         return

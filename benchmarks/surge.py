@@ -20,7 +20,8 @@ over the whole run: ``multiplier``, ``requests``, ``ok``, ``shed_429``, ``errors
 The load generator is the small HTTP/1.1 keep-alive client of ``light_client.py``: httpx costs about
 a millisecond of CPU per request, too much to offer a surge from the same two cores.
 
-Run: ``python benchmarks/surge.py [--multiplier 5] [--surge-s 20]``
+Run: ``python benchmarks/surge.py [--multiplier 5] [--surge-s 20]``; ``--quick``: a smoke run (seconds,
+a tiny shop) into ``benchmarks/results/quick/``.
 """
 
 from __future__ import annotations
@@ -45,11 +46,15 @@ from common import (
     train_itemknn,
     write_report,
 )
-from harness import run_main
+from harness import QUICK_SHOP, parse_args, quick_path, run_main
 from light_client import LOST, REFUSED, TIMEOUT, Outcome, bodies, closed_loop, open_loop
 from recdrill.serving.config import ServeConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "surge.json"
+QUICK = {
+    "base_s": 1.0, "surge_s": 2.0, "after_s": 1.0, "probe_s": 1.0, "data": QUICK_SHOP,
+    "out": quick_path("surge.json"),
+}  # fmt: skip
 
 
 def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -91,7 +96,7 @@ def main() -> None:
     )
     parser.add_argument("--data", default="shopsim", help="Data to train on (recdrill train --data).")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="recdrill-surge-") as tmp:

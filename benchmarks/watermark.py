@@ -17,7 +17,7 @@ For (b)-(e) it runs the ownership test of :mod:`recdrill.models.watermark` (p-va
 the 288 secret next items in the top 10) and reports NDCG@10/HR@10 of each, the watermark's cost as
 the ratio and the difference of (b) against (a), and fit times. The int8 copy (c) is measured in
 memory: ``state.npz`` holds float arrays only. Writes ``benchmarks/results/watermark.json``
-(``watermark_quick.json`` with ``--quick``, so a smoke run never overwrites the real figures).
+(``results/quick/`` with ``--quick``, so a smoke run never overwrites the real figures).
 
     .venv/bin/python benchmarks/watermark.py           # the real run (three 2-minute fits: ~7 minutes)
     .venv/bin/python benchmarks/watermark.py --quick   # a smoke run on a tiny shop (seconds)
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import run_main
+from harness import QUICK_HELP, quick_path, run_main
 from recdrill.data.dataset import Dataset
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.splits import leave_one_out
@@ -61,8 +61,8 @@ FULL: dict[str, Any] = {
 QUICK: dict[str, Any] = {
     "shop": {"n_items": 300, "n_users": 600, "n_events": 12_000, "seed": 0},
     "sasrec": {
-        **{"dim": 32, "blocks": 1, "heads": 2, "max_len": 20, "max_epochs": 15, "patience": 15},
-        **{"max_minutes": 0.5, "device": "cpu"},
+        **{"dim": 32, "blocks": 1, "heads": 2, "max_len": 20, "max_epochs": 3, "patience": 3},
+        **{"max_minutes": 0.1, "device": "cpu"},
     },
     "fine_tune_epochs": 1,
 }
@@ -114,7 +114,7 @@ def fine_tuned(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds), not the benchmark")
+    parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args = parser.parse_args()
     setup = QUICK if args.quick else FULL
     secret = BENCHMARK_SECRET
@@ -192,7 +192,7 @@ def main() -> None:
             "independent_not_owned": not rows["e_independent"]["owned"],
         },
     }
-    out = RESULTS.with_name("watermark_quick.json") if args.quick else RESULTS
+    out = quick_path(RESULTS.name) if args.quick else RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps({"ndcg10_cost": result["ndcg10_cost"], "acceptance": result["acceptance"]}, indent=2))

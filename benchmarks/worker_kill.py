@@ -27,8 +27,8 @@ could not offer half the capacity (p50 3 s with no fault at all), so its numbers
 Statuses other than HTTP codes: 0 the client gave up (10 s), -1 no connection, -2 connection lost.
 Results: ``benchmarks/results/worker_kill.json``.
 
-Run: ``python benchmarks/worker_kill.py [--duration 30] [--data shopsim]``
-(quick check: ``--duration 6 --capacity-s 2 --data shopsim:n_items=500,n_users=400,n_events=8000``)
+Run: ``python benchmarks/worker_kill.py [--duration 30] [--data shopsim]``; ``--quick``: a smoke run
+(one server of 2 workers, 4 s runs, a tiny shop) into ``benchmarks/results/quick/``.
 """
 
 from __future__ import annotations
@@ -47,13 +47,17 @@ from typing import Any
 import numpy as np
 
 from common import K, machine_brief, percentile, sample_users, train_itemknn, write_report
-from harness import run_main
+from harness import QUICK_SHOP, parse_args, quick_path, run_main
 from light_client import Outcome, bodies, closed_loop, open_loop
 from recdrill.procs import ProcessRef, wait_for_workers
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.runtime.local_process import ServerProcess
 
 RESULTS = Path(__file__).resolve().parent / "results" / "worker_kill.json"
+QUICK = {
+    "duration": 4.0, "capacity_s": 1.0, "workers": "2", "data": QUICK_SHOP,
+    "out": quick_path("worker_kill.json"),
+}  # fmt: skip
 
 
 def capacity(url: tuple[str, int], requests: list[bytes], seconds: float, connections: int) -> float:
@@ -190,7 +194,7 @@ def main() -> None:
         help="How long a request past the limit waits for a slot before its 429.",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parse_args(parser, QUICK)
 
     # The admission settings are read by the workers; the benchmark sets them through the environment.
     os.environ["RECDRILL_MAX_IN_FLIGHT"] = str(args.max_in_flight)
