@@ -304,3 +304,9 @@ def test_deadline_margin_replaces_the_scenarios_own() -> None:
         with_deadline_margin(scenario, 30.0).deadline_s == 330
         and with_deadline_margin(scenario, None) is scenario
     )
+
+
+def test_summary_says_which_faults_the_drill_never_reached() -> None:
+    journal = _journal()
+    journal["scorecard"][1].update(reached=False, passed=False)
+    assert summary(journal).splitlines()[4].endswith("  not reached (the drill ended before it)")

@@ -159,3 +159,11 @@ def test_the_plot_draws_the_unsent_requests(tmp_path: Path) -> None:
     inputs["skipped"] = [2.5, 8.25]
     _, html_path = write_report(build_journal(**inputs), tmp_path)
     assert (tmp_path / "report.png").read_bytes().startswith(b"\x89PNG") and html_path.is_file()
+
+
+def test_a_fault_never_reached_says_so_instead_of_failing() -> None:
+    inputs = sample_inputs()
+    inputs["runs"][0].injected_at_s = inputs["runs"][0].reverted_at_s = None
+    inputs["runs"][0].revert_error = None
+    html = render_html(build_journal(**inputs), FAKE_PNG)
+    assert "<td>not reached</td></tr>" in html and '<span class="bad">FAIL</span>' not in html

@@ -221,3 +221,12 @@ def test_scorecard_rows_carry_the_objectives_of_the_scenario() -> None:
     }
     assert (row["fault"], row["type"], row["kind"]) == ("broken", "ranker-error", "ml")
     assert row["checks"]["available"] is True  # 0.5 against an objective of 0.5
+
+
+def test_a_fault_the_drill_never_reached_neither_passes_nor_fails_its_revert() -> None:
+    scenario = scenario_with(ONE_FAULT)
+    [run] = runs_of(scenario, injected=False)  # the drill aborted before the step began
+    [verdict] = verdicts(scenario, healthy(), runs=[run])
+    assert (verdict["reverted"], verdict["injected_at"], verdict["inject_error"]) == (False, None, None)
+    [row] = scorecard([verdict], scenario)
+    assert row["reached"] is False and row["checks"]["reverted"] is True and row["passed"] is False

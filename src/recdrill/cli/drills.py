@@ -259,7 +259,10 @@ def summary(journal: dict[str, Any]) -> str:
             _num(row["quality_kept"], 2),
             _num(row["events_lost"], 0),
         ]
-        lines.append(f"  {_columns(cells)}  {'pass' if row['passed'] else 'FAIL: ' + failed}")
+        verdict = "pass" if row["passed"] else "FAIL: " + failed
+        if not row.get("reached", True):
+            verdict = "not reached (the drill ended before it)"
+        lines.append(f"  {_columns(cells)}  {verdict}")
     return "\n".join(lines)
 
 

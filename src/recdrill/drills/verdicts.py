@@ -127,6 +127,8 @@ def scorecard(verdicts: list[dict[str, Any]], scenario: Scenario) -> list[dict[s
     goal = scenario.objectives
     rows = []
     for v in verdicts:
+        # A step the drill never reached (it aborted first) has nothing to judge: neither pass nor fail.
+        reached = v["injected_at"] is not None or v["inject_error"] is not None
         checks = {
             # Nothing to detect when neither a hypothesis nor an alert moved: the fault was absorbed.
             "detected": v["detect_s"] is None or v["detect_s"] <= goal.detect_s,
@@ -134,7 +136,7 @@ def scorecard(verdicts: list[dict[str, Any]], scenario: Scenario) -> list[dict[s
             "available": v["availability"] is None or v["availability"] >= goal.availability,
             "quality": v["quality_kept"] is None or v["quality_kept"] >= goal.quality_kept,
             "no_data_lost": v["events_lost"] in (0, None),
-            "reverted": v["reverted"],
+            "reverted": v["reverted"] or not reached,
         }
         rows.append(
             {
@@ -158,7 +160,8 @@ def scorecard(verdicts: list[dict[str, Any]], scenario: Scenario) -> list[dict[s
                     "quality_kept": goal.quality_kept,
                 },
                 "checks": checks,
-                "passed": all(checks.values()),
+                "reached": reached,
+                "passed": reached and all(checks.values()),
             }
         )
     return rows
