@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= shopsim
 
-.PHONY: demo test test-ray lint bench clean
+.PHONY: demo test test-ray lint bench bench-quick bench-quick-ray clean
 
 $(BIN)/recdrill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test-ray: $(BIN)/recdrill
 bench: $(BIN)/recdrill
 	$(BIN)/python benchmarks/bench_shopsim.py
 	$(BIN)/python benchmarks/bench_baselines.py
+
+# Every benchmark's --quick mode (seconds each, tiny data), one after the other; the first failure
+# stops it, named on the last line (CI runs both, .ci/run). ray_serve skips here without Ray;
+# bench-quick-ray installs the 'ray' extra and requires it.
+bench-quick: $(BIN)/recdrill
+	$(BIN)/python benchmarks/run_quick.py
+
+bench-quick-ray: $(BIN)/recdrill
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python benchmarks/run_quick.py --ray
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

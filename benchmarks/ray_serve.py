@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import sys
 import tempfile
@@ -231,7 +230,7 @@ def main() -> int:
     if args.serve_plain:
         serve_plain(args.serve_plain, args.state, args.port)
         return 0
-    if importlib.util.find_spec("ray") is None:
+    if not ray_installed():
         missing = "Ray is not installed (pip install -e '.[ray]')"
         if args.quick and os.environ.get("RECDRILL_REQUIRE_RAY") != "1":
             return skip("ray_serve", missing)
@@ -308,6 +307,14 @@ def breakdown(slots: list[LoadResult], extras: dict[str, list[Any]], model_ms: f
         "model_call_ms_p50": model_ms,
         "start_s": extras["start_s"],
     }
+
+
+def ray_installed() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def ray_version() -> str:
