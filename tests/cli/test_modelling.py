@@ -1,4 +1,5 @@
-"""``recdrill eval``, ``train``, ``tune`` and ``data report``: stable JSON, saved folders, one-line errors."""
+"""``recdrill eval``, ``train``, ``tune``, ``seal`` and ``data report``: stable JSON, saved folders, one-line
+errors."""
 
 from __future__ import annotations
 
@@ -190,3 +191,30 @@ def test_data_report_prints_quality_and_writes_json(
     assert report["dataset"] == "q"
     quality = report["quality"]
     assert (quality["rows_read"], quality["rows_kept"], quality["rows_dropped"]) == (6, 5, 1)
+
+
+def test_seal_gives_an_older_model_folder_digests_and_refuses_a_changed_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "knn"
+    assert main(["train", "--data", SHOP, "--model", "itemknn", "--out", str(out)]) == 0
+    (out / "digests.json").unlink()  # as saved before recdrill wrote digests
+    capsys.readouterr()
+    assert main(["eval", "--data", SHOP, "--model", str(out)]) == 5
+    assert f"'recdrill seal {out}'" in capsys.readouterr().err
+    assert main(["seal", str(out)]) == 0
+    assert capsys.readouterr().out == f"sealed {out}: digests.json lists its files\n"
+    assert set(json.loads((out / "digests.json").read_text())["files"]) == {
+        "model.json",
+        "snapshot.npz",
+        "state.npz",
+    }
+    assert main(["seal", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: already sealed, and its files match their digests\n"
+    (out / "snapshot.npz").write_bytes(b"another shop")
+    assert main(["seal", str(out)]) == 5
+    err = capsys.readouterr().err
+    assert (
+        err == f"recdrill: error: {out / 'snapshot.npz'}: SHA-256 differs from the one in digests.json: "
+        "the file changed after it was saved\n"
+    )

@@ -1,4 +1,5 @@
-"""``recdrill serve``: everything it refuses before a worker starts (one line, the error's exit code).
+"""``recdrill serve``: everything it refuses before a worker starts (one line, the error's exit code),
+``--require-signed`` included (a server started with it: ``tests/serving/test_registry_reload.py``).
 
 No test here lets the command get as far as serving: each one fails a check first.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from recdrill.cli import main
+from recdrill.digests import write_digests
 from recdrill.security.tls import make_dev_certificate
 from tests.cli.conftest import SHOP
 
@@ -68,9 +70,14 @@ def test_a_model_without_its_shop_snapshot_exits_4(
     copy = tmp_path / "no-snapshot"
     shutil.copytree(model_dir, copy)
     (copy / "snapshot.npz").unlink()
+    snapshot = copy / "snapshot.npz"
+    code, err = serve(capsys, tmp_path, "--model", str(copy))  # removed after the save: its digests say so
+    assert code == 5 and err == [
+        f"recdrill: error: {snapshot}: missing: digests.json lists it, but it is not a file in the folder"
+    ]
+    write_digests(copy)  # a model saved without a snapshot
     code, err = serve(capsys, tmp_path, "--model", str(copy))
     assert code == 4
-    snapshot = copy / "snapshot.npz"
     assert err == [f"recdrill: error: {snapshot}: no shop snapshot: was the model saved by 'recdrill train'?"]
 
 
@@ -93,6 +100,38 @@ def test_an_unknown_registry_version_exits_6_and_decrypts_nothing(
         "recdrill: error: no registered version 'v1'; 'recdrill registry list' shows them"
     ]
     assert not (tmp_path / "state" / "models" / "v1").exists()
+
+
+def test_require_signed_refuses_a_model_folder_before_loading_it(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = serve(capsys, tmp_path, "--require-signed", "--model", str(model_dir))
+    assert code == 2 and err == [
+        "recdrill: error: --require-signed serves only registry versions that verify: give "
+        "--registry-version VERSION, not --model FOLDER ('recdrill registry push FOLDER' registers a folder)"
+    ]
+
+
+def test_require_signed_refuses_a_plain_fallback_beside_a_version(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--require-signed", "--registry-version", "v1", "--fallback-model", str(model_dir))
+    code, err = serve(capsys, tmp_path, *args)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(
+        f"recdrill: error: --require-signed serves only registry versions that verify, and the fallback "
+        f"{model_dir} is a plain folder: leave out --fallback-model"
+    )
+    assert not (tmp_path / "state" / "models").exists()  # refused before the registry was asked
+
+
+def test_require_signed_takes_a_registry_version_to_verification(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = serve(capsys, tmp_path, "--require-signed", "--registry-version", "v1")
+    assert code == 6 and err == [
+        "recdrill: error: no registered version 'v1'; 'recdrill registry list' shows them"
+    ]
 
 
 def test_an_unusable_data_key_is_one_line_before_serving(

@@ -17,7 +17,10 @@ from recdrill.data.snapshot import (
     histories_before,
     reference_events,
 )
-from recdrill.errors import DataFormatError
+from recdrill.digests import read_digests
+from recdrill.errors import DataFormatError, ModelFileError
+from recdrill.models.factory import load_model
+from recdrill.models.popularity import PopularityRecommender
 from tests.conftest import make_shop
 
 
@@ -149,3 +152,22 @@ def test_event_histories_are_the_histories_before_sampled_reference_events(shop:
     rows = event_histories(shop, 10, history_length=2, recent_share=1.0)
     assert rows.to_lists() == [[0], [0, 1], [1, 2], [2]]
     assert event_histories(shop, 2, history_length=1, recent_share=1.0, seed=5).lengths.tolist() == [1, 1]
+
+
+def test_saved_beside_a_model_its_digest_joins_the_folders_so_a_changed_snapshot_is_refused(
+    shop: Dataset, tmp_path: Path
+) -> None:
+    PopularityRecommender().fit(shop).save(tmp_path)
+    ShopSnapshot.from_dataset(shop).save(tmp_path)  # after the model: it adds its own digest
+    assert "snapshot.npz" in read_digests(tmp_path)
+    load_model(tmp_path)
+    snapshot = tmp_path / SNAPSHOT_FILE
+    data = snapshot.read_bytes()
+    snapshot.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # the zip comment length: no CRC covers it
+    with pytest.raises(ModelFileError, match=r"snapshot\.npz: SHA-256 differs"):
+        load_model(tmp_path)
+
+
+def test_saved_alone_it_writes_no_digests(shop: Dataset, tmp_path: Path) -> None:
+    ShopSnapshot.from_dataset(shop).save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SNAPSHOT_FILE]

@@ -11,6 +11,7 @@ import pytest
 
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
+from recdrill.digests import write_digests
 from recdrill.errors import ConfigError, ModelFileError, NotFittedError
 from recdrill.models.base import BaseRecommender
 from recdrill.models.factory import MODEL_KINDS, load_model, make_model, model_class
@@ -73,9 +74,11 @@ def test_unknown_kind_names_the_choices() -> None:
 def test_saved_state_of_the_wrong_size_or_with_nan_is_refused(chain_shop: Dataset, tmp_path: Path) -> None:
     PopularityRecommender().fit(chain_shop).save(tmp_path / "m")
     np.savez(tmp_path / "m" / "state.npz", share=np.zeros(7, dtype=np.float32))
+    write_digests(tmp_path / "m")  # a manifest rewritten too: the checks behind the digests still hold
     with pytest.raises(ModelFileError, match="model state is inconsistent"):
         load_model(tmp_path / "m")
     np.savez(tmp_path / "m" / "state.npz", share=np.full(20, np.nan, dtype=np.float32))
+    write_digests(tmp_path / "m")
     with pytest.raises(ModelFileError, match="finite scores for 20 items"):
         load_model(tmp_path / "m")
 
@@ -110,6 +113,9 @@ def test_damaged_model_folders_give_clear_errors(
     folder = tmp_path / "m"
     ItemKNNRecommender().fit(chain_shop).save(folder)
     damage(folder)
+    with pytest.raises(ModelFileError, match=message if "missing" in message else "digests.json"):
+        load_model(folder)  # refused by its digests first
+    write_digests(folder)  # a manifest rewritten too: the checks behind the digests still hold
     with pytest.raises(ModelFileError, match=message):
         load_model(folder)
 

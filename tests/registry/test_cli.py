@@ -12,6 +12,7 @@ import pytest
 
 from recdrill._home import HOME_ENV
 from recdrill.cli import main
+from recdrill.digests import write_digests
 from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, KeyFiles
 
 
@@ -84,6 +85,7 @@ def test_promote_rollback_and_list(
     meta = json.loads((other / "model.json").read_text())
     meta["params"]["neighbours"] = 7  # same arrays, another parameter: another content address
     (other / "model.json").write_text(json.dumps(meta))
+    write_digests(other)  # saved as such: its digests list the new parameter
     run(capsys, "keys", "init")
     run(capsys, "registry", "push", str(saved_model))
     run(capsys, "registry", "push", str(other), "--parent", "v1")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from recdrill.data.dataset import Dataset
+from recdrill.digests import write_digests
 from recdrill.errors import ConfigError, ModelFileError, VersionNotFoundError
 from recdrill.models.itemknn import ItemKNNRecommender
 from recdrill.registry import Registry, Stage
@@ -26,6 +27,7 @@ def test_push_stores_a_signed_content_addressed_artifact(registry: Registry, sav
     assert record.address == content_address(plain)
     folder = registry.artifacts / record.address
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "files/digests.json",  # the folder's own digests travel with it, and are checked on every load
         "files/model.json",
         "files/state.npz",
         MANIFEST_NAME,
@@ -105,6 +107,7 @@ def test_concurrent_pushes_get_distinct_versions(home: Path, saved_model: Path, 
         meta = json.loads((folder / "model.json").read_text())
         meta["params"]["neighbours"] = neighbours
         (folder / "model.json").write_text(json.dumps(meta))
+        write_digests(folder)  # saved as such: its digests list the new parameter
         folders.append(folder)
     with ThreadPoolExecutor(max_workers=6) as pool:  # one Registry (own SQLite connections) per push
         records = list(pool.map(lambda folder: Registry(home).push(folder), folders))

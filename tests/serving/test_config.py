@@ -61,3 +61,26 @@ def test_bad_values_name_the_variable_and_value(variable: str, value: str, messa
     with pytest.raises(ConfigError) as error:
         ServeConfig.from_env({"RECDRILL_MODEL": "m", variable: value})
     assert str(error.value) == message
+
+
+def test_require_signed_round_trips_with_its_registry_version() -> None:
+    config = ServeConfig(Path("s/models/v3"), Path("s"), model_version="v3", require_signed=True)
+    env = config.to_env(None)
+    assert env["RECDRILL_REQUIRE_SIGNED"] == "on" and env["RECDRILL_MODEL_VERSION"] == "v3"
+    assert ServeConfig.from_env(env) == config
+    assert "RECDRILL_REQUIRE_SIGNED" not in ServeConfig(Path("m"), Path("s")).to_env(None)
+    with pytest.raises(ConfigError, match="RECDRILL_REQUIRE_SIGNED must be on or off, got 'sure'"):
+        ServeConfig.from_env({**env, "RECDRILL_REQUIRE_SIGNED": "sure"})
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({}, "give --registry-version VERSION, not --model FOLDER"),
+        ({"model_version": "v3", "fallback_model_dir": Path("knn")}, "the fallback knn is a plain folder"),
+    ],
+    ids=["no-version", "plain-fallback"],
+)
+def test_require_signed_refuses_a_plain_folder_to_serve(knobs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ServeConfig(Path("m"), Path("s"), require_signed=True, **knobs)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Reload by registry version on a real server: verified models load, tampered ones are refused.
+"""Reload by registry version on a real server: verified models load, tampered ones are refused, and
+a server started with ``--require-signed`` serves versions only.
 
 The registry lives in a temporary ``RECDRILL_HOME`` that the server inherits. After pushing, the
 private signing key is moved out of it, so the server verifies with the public key alone.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import shutil
 import stat
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
@@ -23,6 +26,8 @@ from recdrill.cli import main
 from recdrill.registry import Registry, init_keys
 from recdrill.registry.keys import DATA_KEY_ENV, SIGNING_KEY_ENV, KeyFiles
 from recdrill.serving.registry_source import materialise_version
+from recdrill.serving.runtime.child import spawn
+from recdrill.serving.runtime.local_backend import SINGLE_THREAD_ENV
 from recdrill.serving.runtime.local_process import ServerProcess
 from tests.registry.test_tamper import (
     edit_metrics,
@@ -198,6 +203,48 @@ def test_a_server_started_on_a_version_serves_it(
     ):
         assert served_version(client) == "v2"
         assert reload_version(client, "v1").status_code == 200
+        back = client.post("/admin/models/reload", headers=ADMIN)  # no body: the configured version
+        assert back.status_code == 200 and back.json()["model_version"] == "v2"
+
+
+class SignedOnlyServer(ServerProcess):
+    """``recdrill serve --require-signed --registry-version VERSION``: no ``--model`` at all."""
+
+    def __init__(self, version: str, state_dir: Path) -> None:
+        super().__init__(Path(), state_dir, admin_key=KEY, extra_args=["--no-monitor"])
+        self.version = version
+
+    def start(self) -> Self:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "recdrill", "serve", "--require-signed"]
+        command += ["--registry-version", self.version, "--state-dir", str(self.state_dir)]
+        command += ["--host", self.host, "--port", str(self.port), *self.extra_args]
+        self._process = spawn(command, {**SINGLE_THREAD_ENV, "RECDRILL_ADMIN_KEY": KEY}, self.log_path)
+        self._wait_ready(self._process)
+        return self
+
+
+def test_a_server_that_requires_signed_models_serves_versions_and_refuses_folders(
+    home: Path, model_a: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(HOME_ENV, str(home))
+    with (
+        SignedOnlyServer("v2", tmp_path / "state") as server,
+        httpx.Client(base_url=server.url, timeout=30.0) as client,
+    ):
+        assert served_version(client) == "v2"
+        assert reload_version(client, "v1").status_code == 200  # a version that verifies: served
+        refused = client.post("/admin/models/reload", json={"model_dir": str(model_a)}, headers=ADMIN)
+        assert refused.status_code == 422, refused.text  # a genuine model, but a plain folder
+        assert refused.json() == {
+            "error": f"reload refused: {model_a}: refused (unsigned): a plain model folder; this server "
+            "serves only registry versions that verify (--require-signed): push it with "
+            "'recdrill registry push' and reload it by version",
+            "reason": "unsigned",
+            "model_version": "v1",
+        }
+        assert served_version(client) == "v1"
+        assert metric(client.get("/metrics").text, "recdrill_model_refusals_total", reason="unsigned") == 1
         back = client.post("/admin/models/reload", headers=ADMIN)  # no body: the configured version
         assert back.status_code == 200 and back.json()["model_version"] == "v2"
 

@@ -1,4 +1,5 @@
-"""Hot model reload on a real server: swap, refuse broken models, no failed request under load."""
+"""Hot model reload on a real server: swap, refuse broken models (changed after their save, or with
+their digests rewritten too), no failed request under load."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from recdrill.cli import main
+from recdrill.digests import write_digests
 from recdrill.serving.runtime.local_process import ServerProcess
 from tests.serving.test_app import metric
 
@@ -94,15 +96,39 @@ def no_snapshot(folder: Path) -> None:
     (folder / "snapshot.npz").unlink()
 
 
+def resealed(spoil: Callable[[Path], None]) -> Callable[[Path], None]:
+    """``spoil``, then digests rewritten to match: the checks behind the digests still refuse it."""
+
+    def spoil_and_reseal(folder: Path) -> None:
+        spoil(folder)
+        write_digests(folder)
+
+    return spoil_and_reseal
+
+
+CHANGED = "SHA-256 differs from the one in digests.json"
+
+
 @pytest.mark.parametrize(
     ("spoil", "named"),
     [
-        (truncated_state, "state.npz: corrupt model state"),
-        (garbage_metadata, "model.json: corrupt metadata"),
+        (truncated_state, f"state.npz: {CHANGED}"),
+        (garbage_metadata, f"model.json: {CHANGED}"),
         (no_state, "missing state.npz"),
-        (no_snapshot, "no shop snapshot"),
+        (no_snapshot, "snapshot.npz: missing: digests.json lists it"),
+        (resealed(truncated_state), "state.npz: corrupt model state"),
+        (resealed(garbage_metadata), "model.json: corrupt metadata"),
+        (resealed(no_snapshot), "no shop snapshot"),
     ],
-    ids=["truncated-state", "garbage-metadata", "no-state", "no-snapshot"],
+    ids=[
+        "truncated-state",
+        "garbage-metadata",
+        "no-state",
+        "no-snapshot",
+        "resealed-truncated-state",
+        "resealed-garbage-metadata",
+        "resealed-no-snapshot",
+    ],
 )
 def test_a_broken_model_is_refused_and_the_old_one_keeps_serving(
     api: httpx.Client, models: dict[str, Path], tmp_path: Path, spoil: Callable[[Path], None], named: str

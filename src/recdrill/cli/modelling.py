@@ -1,4 +1,4 @@
-"""Commands for data and models: evaluate, train, inspect data quality."""
+"""Commands for data and models: evaluate, train, tune, seal an older model folder, inspect data quality."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from recdrill.cli.common import (
 from recdrill.data.loading import load_dataset
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.eval.evaluate import evaluate, format_table
-from recdrill.models.factory import MODEL_KINDS
+from recdrill.models.factory import MODEL_KINDS, seal_model
 
 
 @cli.command("eval")
@@ -98,6 +98,20 @@ def train_command(
     model.save(out)
     ShopSnapshot.from_dataset(split.test.fit_data).save(out)  # what a server needs beside the model
     click.echo(f"saved {model_kind} to {out} (fit {fit_seconds:.1f} s)")
+
+
+@cli.command("seal")
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+def seal_command(model_dir: Path) -> None:
+    """Write MODEL_DIR/digests.json (and MODEL_DIR/fallback's) for a model saved before recdrill wrote
+    digests, then load it. Every later load refuses a file changed, missing or added after this;
+    seal only folders whose files you trust (a folder that has digests is checked, never re-sealed).
+    """
+    sealed = seal_model(model_dir)
+    for folder in sealed:
+        click.echo(f"sealed {folder}: digests.json lists its files")
+    if not sealed:
+        click.echo(f"{model_dir}: already sealed, and its files match their digests")
 
 
 @cli.command("tune")

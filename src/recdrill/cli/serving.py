@@ -12,7 +12,7 @@ from recdrill.cli.app import cli
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.models.factory import load_model
 from recdrill.security.tls import validate_server_files
-from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig
+from recdrill.serving.config import ENV_ADMIN_KEY, ServeConfig, validate_signed_only
 from recdrill.serving.feedback.crypto import load_user_id_sealer
 from recdrill.serving.runtime.local_backend import ServerTls, run_server
 from recdrill.serving.runtime.ray_backend import RayOptions, ensure_ray_installed, run_ray_server
@@ -34,6 +34,14 @@ MONITORS = ("recdrill.monitor.live:live_monitor", "recdrill.monitor.anomaly.watc
     default=None,
     help="Serve this version from the registry (RECDRILL_HOME): verified, then decrypted into "
     "STATE_DIR/models/VERSION; a refused artifact stops the command.",
+)
+@click.option(
+    "--require-signed",
+    is_flag=True,
+    default=False,
+    help="Serve only registry versions that verify: needs --registry-version, refuses --model and "
+    "--fallback-model folders, and every worker refuses a reload of a model_dir (422, reason "
+    "'unsigned'); reloads by version are verified as always.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -154,6 +162,7 @@ MONITORS = ("recdrill.monitor.live:live_monitor", "recdrill.monitor.anomaly.watc
 def serve_command(
     model_dir: Path | None,
     registry_version: str | None,
+    require_signed: bool,
     host: str,
     port: int,
     workers: int,
@@ -183,7 +192,7 @@ def serve_command(
     """Serve recommendations over HTTP, or HTTPS with --tls-cert and --tls-key (admin key from the
     RECDRILL_ADMIN_KEY variable)."""
     tls = _check_tls(tls_cert, tls_key, backend)
-    served = _model_to_serve(model_dir, registry_version, state_dir)
+    served = _model_to_serve(model_dir, registry_version, state_dir, require_signed, fallback_model)
     if backend == "ray":
         if workers != 1:
             raise click.UsageError("--workers is for --backend local; Ray scales with --max-replicas")
@@ -207,6 +216,7 @@ def serve_command(
         breaker_open_s=breaker_open_s,
         breaker_min_calls=breaker_min_calls,
         model_version=registry_version,
+        require_signed=require_signed,
         observers=MONITORS if monitor else (),
     )
     if backend == "ray":
@@ -229,9 +239,18 @@ def serve_command(
     run_server(config, host, port, workers, admin_key, tls=tls)
 
 
-def _model_to_serve(model_dir: Path | None, registry_version: str | None, state_dir: Path) -> Path:
+def _model_to_serve(
+    model_dir: Path | None,
+    registry_version: str | None,
+    state_dir: Path,
+    require_signed: bool,
+    fallback_model: Path | None,
+) -> Path:
     """The folder to serve: ``--model``, or ``--registry-version`` verified and decrypted into the
-    state folder (refused, with its reason, before any worker starts)."""
+    state folder (refused, with its reason, before any worker starts). With ``--require-signed``
+    only the latter, and no ``--fallback-model`` (one line, exit 2, before anything is decrypted)."""
+    if require_signed:
+        validate_signed_only(registry_version, fallback_model)
     if registry_version is not None and model_dir is None:
         from recdrill.serving.registry_source import materialise_version  # loads the signing library
 

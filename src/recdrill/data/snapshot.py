@@ -2,7 +2,8 @@
 
 It maps external ids to dense ids, holds item popularity and categories (for the popularity tiers
 and category filters) and each known user's most recent items (so a request may name only a user).
-Saved as one ``snapshot.npz`` read without pickle.
+Saved as one ``snapshot.npz`` read without pickle; saved into a model folder, its digest joins the
+folder's ``digests.json`` (:mod:`recdrill.digests`), so a load of the model checks it too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
+from recdrill.digests import add_digest
 from recdrill.errors import DataFormatError
 
 SNAPSHOT_FILE = "snapshot.npz"
@@ -117,6 +119,7 @@ class ShopSnapshot:
             history_indptr=self.histories.indptr,
             history_values=self.histories.values,
         )
+        add_digest(folder, SNAPSHOT_FILE)  # a model saved there first listed every file but this one
 
     @classmethod
     def load(cls, folder: str | Path) -> ShopSnapshot:

@@ -3,7 +3,8 @@
 A model follows scikit-learn's spirit: the constructor only stores hyper-parameters, ``fit`` learns
 (learned attributes end in ``_``) and returns ``self``, ``score``/``recommend`` predict, and state is
 saved and loaded explicitly. A saved model is a folder with ``model.json`` (kind, parameters,
-catalogue fingerprint) and ``state.npz`` (learned arrays, loaded without pickle).
+catalogue fingerprint), ``state.npz`` (learned arrays, loaded without pickle) and ``digests.json``
+(the SHA-256 of every file, :mod:`recdrill.digests`), checked before anything else is read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import scipy.sparse as sp
 
 from recdrill.data.dataset import Dataset
 from recdrill.data.ragged import Ragged
+from recdrill.digests import validate_digests, write_digests
 from recdrill.errors import ConfigError, ModelFileError, NotFittedError
 from recdrill.eval.ranking import exclude, top_k, validate_scores
 
@@ -110,7 +112,8 @@ class BaseRecommender:
         return Recommendations(items, values)
 
     def save(self, path: str | Path) -> None:
-        """Write ``model.json`` and ``state.npz`` into folder ``path`` (created if needed)."""
+        """Write ``model.json`` and ``state.npz`` into folder ``path`` (created if needed), then
+        ``digests.json`` over every file then in the folder."""
         if not self.is_fitted():
             raise NotFittedError(self)
         folder = Path(path)
@@ -125,6 +128,7 @@ class BaseRecommender:
         }
         np.savez(folder / "state.npz", allow_pickle=False, **self._state())
         (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        write_digests(folder)  # last: it lists what the files hold now
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -173,7 +177,11 @@ class BaseRecommender:
 
 
 def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a saved model folder's metadata and arrays, with clear errors for anything wrong."""
+    """Read a saved model folder's metadata and arrays, with clear errors for anything wrong.
+
+    Every file is checked against ``digests.json`` first: a changed, missing or added file is refused
+    (naming it) before a byte of it is parsed.
+    """
     folder = Path(path)
     meta_path, state_path = folder / "model.json", folder / "state.npz"
     if not folder.is_dir():
@@ -181,6 +189,7 @@ def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     for required in (meta_path, state_path):
         if not required.is_file():
             raise ModelFileError(folder, f"missing {required.name}: not a saved recdrill model")
+    validate_digests(folder)
     try:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

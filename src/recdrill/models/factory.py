@@ -1,4 +1,5 @@
-"""Models by name: build a fresh one, or load a saved one and check it fits the data."""
+"""Models by name: build a fresh one, load a saved one and check it fits the data, or seal a folder
+saved before models carried a digest manifest."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from importlib import import_module
 from pathlib import Path
 
 from recdrill.data.dataset import Dataset
+from recdrill.digests import DIGESTS_FILE, has_digests, write_digests
 from recdrill.errors import ConfigError, ModelFileError
 from recdrill.models.base import BaseRecommender, read_saved
 
@@ -47,3 +49,32 @@ def load_model(path: str | Path, dataset: Dataset | None = None) -> BaseRecommen
             f"data {dataset.name} has {dataset.fingerprint()})",
         )
     return model
+
+
+def seal_model(path: str | Path) -> list[Path]:
+    """Give a model folder saved without ``digests.json`` (and its ``fallback/``) one, then load it.
+
+    For folders saved before recdrill wrote digests: it records what the files hold now, so use it
+    only on folders whose files you trust. A folder that has a manifest already is checked, never
+    re-sealed (that would accept whatever changed). Returns the folders it sealed.
+
+    Raises:
+        ModelFileError: a folder does not load, or its existing manifest does not match its files;
+            the manifests this call wrote are removed again.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ModelFileError(folder, "no such model folder")
+    fallback = folder / "fallback"
+    sealed: list[Path] = []
+    try:
+        for each in (folder, fallback) if fallback.is_dir() else (folder,):
+            if not has_digests(each):
+                write_digests(each)
+                sealed.append(each)
+            load_model(each)
+    except ModelFileError:
+        for each in sealed:
+            (each / DIGESTS_FILE).unlink(missing_ok=True)
+        raise
+    return sealed

@@ -16,7 +16,9 @@ A reload may name a registry version instead of a folder (``reload_version``): t
 the signed artifact and decrypts it into ``<state_dir>/models/<version>/`` (``registry_models``),
 then goes through the same load-check-swap; the pointer file records the version, and the other
 workers follow by version, each verifying it again. Every refusal, of a folder or of a version, is
-counted in ``recdrill_model_refusals_total{reason}`` and logged as one line.
+counted in ``recdrill_model_refusals_total{reason}`` and logged as one line. A server started with
+``--require-signed`` (``ServeConfig.require_signed``) refuses every plain folder (reason ``unsigned``),
+whether a reload names it or another worker's pointer does: only versions that verify are served.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from recdrill.errors import (
     ConfigError,
     KeyMaterialError,
     RecdrillError,
+    UnsignedArtifactError,
     VersionNotFoundError,
 )
 from recdrill.serving.generation import Generation, WorkerResources, load_generation
@@ -112,7 +115,22 @@ class ModelReloader:
         registry_version = pointed.get("registry_version")
         if registry_version:
             return self.load_version(registry_version)
-        return load_generation(Path(pointed["model_dir"]), self.resources)
+        return self.load_folder(Path(pointed["model_dir"]))
+
+    def load_folder(self, folder: Path) -> Generation:
+        """Load a plain model folder (its digests are checked by the model's load).
+
+        Raises:
+            UnsignedArtifactError: the server requires signed models (``require_signed``).
+            ModelFileError, DataFormatError: the folder does not load.
+        """
+        if self.resources.config.require_signed:
+            raise UnsignedArtifactError(
+                str(folder),
+                "a plain model folder; this server serves only registry versions that verify "
+                "(--require-signed): push it with 'recdrill registry push' and reload it by version",
+            )
+        return load_generation(folder, self.resources)
 
     def load_version(self, version: str) -> Generation:
         """Verify and decrypt registry ``version`` into the state folder, load it, name it ``version``.
@@ -128,10 +146,11 @@ class ModelReloader:
         """Load ``model_dir`` (default: the configured folder) and serve it if it passes the checks.
 
         Raises:
-            ModelFileError, DataFormatError: the new model was refused; the old one keeps serving.
+            ModelFileError, DataFormatError, UnsignedArtifactError (``require_signed``): the new
+                model was refused; the old one keeps serving.
         """
         folder = Path(model_dir) if model_dir is not None else self.resources.config.model_dir
-        return await self._swap(holder, lambda: load_generation(folder, self.resources), None)
+        return await self._swap(holder, lambda: self.load_folder(folder), None)
 
     async def reload_version(self, holder: HoldsGeneration, version: str) -> ReloadResult:
         """Serve registry ``version`` if its signature, digests and model checks all hold.

@@ -20,7 +20,7 @@ from recdrill.serving.canary.controller import CanaryController
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.fault_points import FaultStore, FeedbackFaults
 from recdrill.serving.feedback.log import FeedbackLog
-from recdrill.serving.generation import Generation, WorkerResources, load_generation
+from recdrill.serving.generation import Generation, WorkerResources
 from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.middleware.admission import WorkerLoad
 from recdrill.serving.observers import ServingObserver
@@ -107,7 +107,7 @@ def load_state(config: ServeConfig, metrics: ServingMetrics, load: WorkerLoad) -
 def first_generation(config: ServeConfig, resources: WorkerResources, reloader: ModelReloader) -> Generation:
     """A worker started after a reload (a replacement) serves the reloaded model, as its peers do;
     otherwise the configured registry version (verified, refused at start-up if it fails), else the
-    configured folder."""
+    configured folder (refused where ``require_signed``: only verified versions may serve)."""
     configured = config.model_version or str(config.model_dir)
     try:
         pointed = reloader.load_pointed()
@@ -118,4 +118,4 @@ def first_generation(config: ServeConfig, resources: WorkerResources, reloader: 
             return pointed
     if config.model_version is not None:
         return reloader.load_version(config.model_version)
-    return load_generation(config.model_dir, resources)
+    return reloader.load_folder(config.model_dir)  # refused where only signed versions may serve

@@ -27,6 +27,7 @@ import httpx
 from pydantic import Field
 
 from recdrill._home import recdrill_home
+from recdrill.digests import add_digest
 from recdrill.drills.faults._artifact_ledger import (
     ArtifactHandle,
     archive_pushed,
@@ -152,8 +153,10 @@ def _push_badly_signed(home: Path, model: Path, unsigned: bool) -> str:
     from recdrill.registry.registry import Registry
 
     # A nonce file makes the content, hence the content address, new: pushing content already
-    # stored would return (and this fault would then tamper with) a genuine version.
+    # stored would return (and this fault would then tamper with) a genuine version. Listed in the
+    # copy's digests, so the push's load check takes it (the signature is what must be refused).
     (model / NONCE_FILE).write_text(secrets.token_hex(16) + "\n")
+    add_digest(model, NONCE_FILE)
     registry = Registry(home, environ={**os.environ, SIGNING_KEY_ENV: new_signing_key_pem().decode()})
     version = registry.push(model).version
     if unsigned:

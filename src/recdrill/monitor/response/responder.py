@@ -35,6 +35,7 @@ import numpy as np
 
 from recdrill.data.dataset import Dataset
 from recdrill.data.snapshot import ShopSnapshot
+from recdrill.digests import add_digest
 from recdrill.errors import ConfigError
 from recdrill.models.base import BaseRecommender
 from recdrill.monitor.response.data import RecentWindow, split_recent
@@ -179,6 +180,7 @@ class AutoResponder:
             fine_tune_seconds=seconds,
         )
         (folder / DECISION_FILE).write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
+        add_digest(folder, DECISION_FILE)  # part of the saved folder: a load checks it with the rest
         return decision
 
     def _base_decision(
