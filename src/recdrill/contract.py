@@ -22,6 +22,11 @@ MAX_K = 100  # items per recommendation list
 MAX_HISTORY = 200  # item ids in a request's history
 MAX_LOOKUP = 10_000  # event ids in one feedback lookup
 MAX_ID_CHARS = 128  # a user, item or event id
+# A registry version name: 1-64 of letters, digits, '.', '_' and '-', starting with a letter or a
+# digit, never '..' (it names a folder). Written without look-arounds: JSON Schema and pydantic's
+# regex engine both read it.
+VERSION_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.[A-Za-z0-9_-])*\.?$"
+MAX_VERSION_CHARS = 64
 
 # -- a server's state folder (``--state-dir``), shared by its workers ------------------------------
 FEEDBACK_DB = "feedback.db"  # the durable feedback log (and its quarantine)

@@ -35,7 +35,8 @@ from recdrill.registry.store import (
 PLAIN = {
     "model.json": b'{"kind": "itemknn"}',
     "state.npz": b"\x93NUMPY" + bytes(range(256)) * 4,
-    "sub/extra.txt": b"x",
+    # Long enough that a random ciphertext cannot contain it by chance (b"x" did, 1 run in 6).
+    "sub/extra.txt": b"extra file, stored encrypted",
 }
 KEY = DataKey(b"\x01" * 32, "test key")
 OTHER_KEY = DataKey(b"\x02" * 32, "other key")

@@ -171,7 +171,7 @@ def test_known_category_restricts_every_item(api: httpx.Client, snapshot: ShopSn
 def test_unknown_category_is_refused_by_name(api: httpx.Client) -> None:
     response = api.post("/v1/recommend", json={"user_id": "U-000001", "category": "Spaceships"})
     assert response.status_code == 422
-    assert "Spaceships" in response.json()["error"]
+    assert "Spaceships" in response.json()["detail"][0]["msg"]
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def test_a_broken_model_is_refused_and_the_old_one_keeps_serving(
 
 def test_a_folder_that_does_not_exist_is_refused_by_name(api: httpx.Client, tmp_path: Path) -> None:
     refused = reload(api, tmp_path / "nowhere")
-    assert refused.status_code == 422 and "no such model folder" in refused.json()["error"]
+    assert refused.status_code == 404 and "no such model folder" in refused.json()["error"]
 
 
 @pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "wrong"}, 401)])

@@ -106,7 +106,7 @@ def test_a_fault_request_defaults_to_the_ranker_at_full_rate() -> None:
         ({"point": "feedback", "kind": "stale", "ttl_s": 30}, "its kinds: latency, error, full"),
         ({"point": "database", "kind": "error", "ttl_s": 30}, "'ranker', 'fallback', 'cache' or 'feedback'"),
         ({"kind": "error"}, "ttl_s\n  Field required"),
-        ({"kind": "error", "ttl_s": 0}, "greater than 0"),
+        ({"kind": "error", "ttl_s": 0.5}, "greater than or equal to 1"),
         ({"kind": "error", "ttl_s": 3601}, "less than or equal to 3600"),
         ({"kind": "error", "ttl_s": 10, "rate": 1.5}, "less than or equal to 1"),
         ({"kind": "latency", "ttl_s": 10, "latency_ms": 60_001}, "less than or equal to 60000"),

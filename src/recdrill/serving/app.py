@@ -46,6 +46,7 @@ from recdrill.serving.middleware.admission import AdmissionControl, WorkerLoad
 from recdrill.serving.middleware.body_reader import BodyReader
 from recdrill.serving.middleware.metrics import RequestMetrics
 from recdrill.serving.observers import ObserverContext, ServedModels, load_factory
+from recdrill.serving.openapi import install_openapi
 from recdrill.serving.routes import ROUTERS
 from recdrill.serving.routes.health import METRICS_KEY
 from recdrill.serving.state import STATE_KEY, ServingState, load_state
@@ -113,6 +114,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    window = (config.feedback_past_s, config.feedback_future_s)
+    install_openapi(app, flat_routes(app.routes, ROUTERS), access.keys_required, window)
     return app
 
 

@@ -22,12 +22,13 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from recdrill.contract import MAX_VERSION_CHARS, VERSION_PATTERN
 from recdrill.errors import ConfigError
 from recdrill.registry.manifest import ManifestRecord, sha256_hex
 from recdrill.registry.registry import Registry
 
 MODELS_DIR = "models"
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 def materialise_version(version: str, state_dir: Path, environ: Mapping[str, str] | None = None) -> Path:
@@ -39,7 +40,7 @@ def materialise_version(version: str, state_dir: Path, environ: Mapping[str, str
         KeyMaterialError: no verification key or data key.
         ConfigError: ``version`` is not a version name.
     """
-    if not _VERSION.fullmatch(version) or ".." in version:
+    if len(version) > MAX_VERSION_CHARS or not _VERSION.fullmatch(version):
         raise ConfigError(f"{version!r} is not a registry version name")
     registry = Registry(environ=environ)
     record = registry.verify(version)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
 
 from recdrill.data.dataset import Dataset
 from recdrill.serving.config import ServeConfig
@@ -109,10 +109,10 @@ def test_a_known_category_restricts_the_request_and_is_kept_for_the_next_one(sta
 
 
 def test_an_unknown_category_is_a_422_naming_it(state: ServingState) -> None:
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(RequestValidationError) as refused:
         tier_request(state.generation, RecommendRequest(user_id="u0", category="Spaceships"))
-    assert refused.value.status_code == 422
-    assert refused.value.detail == "unknown category 'Spaceships'"
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("body", "category") and "unknown category 'Spaceships'" in error["msg"]
     assert "Spaceships" not in state.generation.category_items
 
 
@@ -194,4 +194,13 @@ def test_the_route_answers_the_documented_body_and_takes_the_admin_key(api: http
 def test_the_route_refuses_an_unknown_category_with_a_json_error(api: httpx.Client) -> None:
     response = api.post("/v1/recommend", json={"user_id": "u0", "category": "Spaceships"})
     assert response.status_code == 422
-    assert response.json() == {"error": "unknown category 'Spaceships'"}
+    assert response.json() == {
+        "error": "invalid request",
+        "detail": [
+            {
+                "loc": ["body", "category"],
+                "msg": "unknown category 'Spaceships': not in the served catalogue",
+                "type": "value_error",
+            }
+        ],
+    }

@@ -4,23 +4,30 @@ while the model is still loading."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from recdrill.serving.metrics import ServingMetrics
+from recdrill.serving.schemas import Health, Readiness
 from recdrill.serving.state import STATE_KEY, ServingState
 
 METRICS_KEY = "metrics"  # ``app.state.metrics``: the worker's ServingMetrics, there from the start
 
 router = APIRouter()
+METRICS_TEXT = {
+    "description": "Prometheus text exposition format 0.0.4.",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     """The process answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "Loading."}}
+)
 async def readyz(request: Request) -> JSONResponse:
     """200 with the served version once the model is loaded; 503 before."""
     loaded: ServingState | None = getattr(request.app.state, STATE_KEY, None)
@@ -29,7 +36,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "model_version": loaded.model_version})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse, responses={200: METRICS_TEXT})
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition of this worker (of every worker, with several)."""
     metrics: ServingMetrics = getattr(request.app.state, METRICS_KEY)

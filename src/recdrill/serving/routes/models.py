@@ -21,8 +21,16 @@ from recdrill.security.access import require_role
 from recdrill.security.roles import Role
 from recdrill.serving.canary.controller import CanarySpec
 from recdrill.serving.canary.judge import CanaryJudge
+from recdrill.serving.openapi import ModelRefusalBody, error_responses
 from recdrill.serving.reload import refusal_reason
-from recdrill.serving.schemas import CanaryRequest, ReloadRequest
+from recdrill.serving.schemas import (
+    CanaryRequest,
+    CanaryStarted,
+    CanaryStatus,
+    CanaryStopped,
+    ReloadRequest,
+    ReloadResponse,
+)
 from recdrill.serving.state import StateDep
 
 log = logging.getLogger(__name__)
@@ -32,13 +40,16 @@ OPERATOR = [Depends(require_role(Role.OPERATOR))]
 router = APIRouter()
 
 
-@router.post("/admin/models/reload", dependencies=ADMIN)
+@router.post(
+    "/admin/models/reload",
+    dependencies=ADMIN,
+    response_model=ReloadResponse,
+    responses=error_responses(404, model=ModelRefusalBody),
+)
 async def reload_model(state: StateDep, body: ReloadRequest | None = None) -> JSONResponse:
     """A folder (``model_dir``), a registry version (``version``), or neither: the configured one."""
     folder = Path(body.model_dir) if body is not None and body.model_dir else None
     version = body.version if body is not None else None
-    if folder is not None and version is not None:
-        raise HTTPException(422, detail="give model_dir or version, not both")
     if folder is None and version is None:
         version = state.config.model_version  # None too: the configured folder
     try:
@@ -47,7 +58,8 @@ async def reload_model(state: StateDep, body: ReloadRequest | None = None) -> JS
         else:
             result = await state.reloader.reload(state, folder)
     except RecdrillError as exc:  # refused (logged and counted by the reloader)
-        return _refused(f"reload refused: {exc}", exc, state.model_version, 422)
+        status = 404 if isinstance(exc, VersionNotFoundError) or _no_folder(folder) else 422
+        return _refused(f"reload refused: {exc}", exc, state.model_version, status)
     except Exception as exc:  # anything else still leaves the old model serving; say what it was
         log.exception("model reload failed")
         return _refused(f"reload failed: {type(exc).__name__}: {exc}", exc, state.model_version, 500)
@@ -62,12 +74,19 @@ async def reload_model(state: StateDep, body: ReloadRequest | None = None) -> JS
     )
 
 
+def _no_folder(folder: Path | None) -> bool:
+    """Whether the reload named a folder that is not there (a 404, not a refused model)."""
+    return folder is not None and not folder.is_dir()
+
+
 def _refused(message: str, exc: BaseException, serving: str, status: int) -> JSONResponse:
     body = {"error": scrub_text(message), "reason": refusal_reason(exc), "model_version": serving}
     return JSONResponse(body, status_code=status)
 
 
-@router.post("/admin/models/canary", dependencies=ADMIN)
+@router.post(
+    "/admin/models/canary", dependencies=ADMIN, response_model=CanaryStarted, responses=error_responses(404)
+)
 async def start_canary(body: CanaryRequest, state: StateDep) -> JSONResponse:
     """Load a registry version beside the primary as a canary or a shadow (see ``canary/``)."""
     knobs: dict[str, Any] = {
@@ -92,7 +111,9 @@ async def start_canary(body: CanaryRequest, state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "started", **summary})
 
 
-@router.delete("/admin/models/canary", dependencies=ADMIN)
+@router.delete(
+    "/admin/models/canary", dependencies=ADMIN, response_model=CanaryStopped, responses=error_responses(404)
+)
 async def stop_canary(state: StateDep) -> JSONResponse:
     version = await state.canary.stop()
     if version is None:
@@ -100,7 +121,7 @@ async def stop_canary(state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "stopped", "version": version})
 
 
-@router.get("/admin/models/canary", dependencies=OPERATOR)
+@router.get("/admin/models/canary", dependencies=OPERATOR, response_model=CanaryStatus)
 async def canary_status(state: StateDep) -> JSONResponse:
     """Per-arm samples, mean NDCG@10 and p99 latency of this worker, and the judge's verdicts."""
     return JSONResponse(state.canary.summary(state.generation))

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from recdrill.security.access import require_role
@@ -21,7 +22,7 @@ from recdrill.serving.cache import CachedList
 from recdrill.serving.generation import Generation
 from recdrill.serving.observers import RecommendSeen
 from recdrill.serving.router import RoutedAnswer
-from recdrill.serving.schemas import RecommendRequest
+from recdrill.serving.schemas import RecommendRequest, RecommendResponse
 from recdrill.serving.state import ServingState, StateDep
 from recdrill.serving.tiers import TierRequest
 
@@ -30,7 +31,11 @@ HISTORY_LENGTH = 50  # the most recent items a tier sees of a history
 router = APIRouter()
 
 
-@router.post("/v1/recommend", dependencies=[Depends(require_role(Role.READER))])
+@router.post(
+    "/v1/recommend",
+    dependencies=[Depends(require_role(Role.READER))],
+    response_model=RecommendResponse,
+)
 async def recommend(body: RecommendRequest, state: StateDep) -> JSONResponse:
     return JSONResponse(await serve_recommendation(state, body))
 
@@ -85,7 +90,7 @@ def tier_request(g: Generation, body: RecommendRequest) -> tuple[TierRequest, in
     the user is known (None: anonymous). A known user's stored history comes first.
 
     Raises:
-        HTTPException: 422 for a category the catalogue does not have.
+        RequestValidationError: 422 for a category the catalogue does not have.
     """
     given = g.snapshot.item_index(body.history) if body.history else np.zeros(0, dtype=np.int64)
     history = given[given >= 0]
@@ -102,7 +107,16 @@ def tier_request(g: Generation, body: RecommendRequest) -> tuple[TierRequest, in
         if allowed is None:
             found = g.snapshot.category_items(body.category)
             if found is None:
-                raise HTTPException(422, detail=f"unknown category {body.category!r}")
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("body", "category"),
+                            "msg": f"unknown category {body.category!r}: not in the served catalogue",
+                            "input": body.category,
+                        }
+                    ]
+                )
             allowed = g.category_items.setdefault(body.category, found)
     request = TierRequest(
         history[-HISTORY_LENGTH:].astype(np.int64), body.k, allowed, body.user_id, body.category
