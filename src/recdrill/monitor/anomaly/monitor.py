@@ -26,14 +26,16 @@ of events (:class:`EventBatch`: arrays of users, items, event kinds and event ti
     first 5 minutes of the stream (``min_reference_s``), while no rate is known yet. Flagged for
     the anomalous window plus 60 s of cool-down.
 
-Both judge the time of a batch's events, never the wall clock. :class:`AnomalyMonitor` gives them
-the server's receive time by default (``clock="received_at"``): a client chooses its events' ``ts``,
-and one far-future ``ts`` once moved the user rule's clock so far ahead that no burst after it was
-caught (a bot could also spread its events' claimed times to stay under the rate). Offline replays
-of a log written with trustworthy event times may judge ``clock="ts"`` instead. A row that cannot be
-judged (a non-finite time, or with ``ts`` an event claimed to lie in the future of its arrival) is
-quarantined as ``unjudgeable``, counted in ``recdrill_anomaly_unjudged_total`` and skipped: one bad
-row never stops a pass. How the stream is cut into batches does not change the user rule's verdicts
+Both judge the time of a batch's events, never the wall clock. By default (``clock="ts"``) that
+is the event time a client sent, so a replay gives the same flags as live traffic and the item rule
+can learn its reference rate from an event's history; but no client value may move the clock: the
+API refuses a ``ts`` outside its window (``recdrill.serving.event_time``), and here a row whose
+time is not finite, or lies more than ``FUTURE_SLACK_S`` past its arrival (one year-2100 ``ts``
+once moved the user rule's clock so far ahead that no burst after it was caught), is quarantined
+as ``unjudgeable``, counted in ``recdrill_anomaly_unjudged_total`` and skipped: one bad row never
+stops a pass. ``clock="received_at"`` judges the server's receive time instead, which no client
+can shape at all (a bot spreading its claimed times into the past cannot hide a burst from it),
+at the cost of a 5-minute warm-up of the item rule after every start. How the stream is cut into batches does not change the user rule's verdicts
 (it counts each event's own window) and moves the item rule's only by its evaluation step (5 s).
 
 :class:`AnomalyMonitor` glues them to the feedback log: every call to :meth:`AnomalyMonitor.poll`
@@ -128,7 +130,7 @@ class AnomalyMonitor:
         items: ItemClickSpikeRule | None = None,
         after_id: int | None = None,
         read_limit: int = READ_LIMIT,
-        clock: Clock = "received_at",
+        clock: Clock = "ts",
     ) -> None:
         if clock not in CLOCKS:
             raise ConfigError(f"unknown clock {clock!r}: expected one of {', '.join(CLOCKS)}")
