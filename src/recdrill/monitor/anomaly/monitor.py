@@ -35,8 +35,9 @@ once moved the user rule's clock so far ahead that no burst after it was caught)
 as ``unjudgeable``, counted in ``recdrill_anomaly_unjudged_total`` and skipped: one bad row never
 stops a pass. ``clock="received_at"`` judges the server's receive time instead, which no client
 can shape at all (a bot spreading its claimed times into the past cannot hide a burst from it),
-at the cost of a 5-minute warm-up of the item rule after every start. How the stream is cut into batches does not change the user rule's verdicts
-(it counts each event's own window) and moves the item rule's only by its evaluation step (5 s).
+at the cost of a 5-minute warm-up of the item rule after every start. How the stream is cut into
+batches does not change the user rule's verdicts (it counts each event's own window) and moves the
+item rule's only by its evaluation step (5 s).
 
 :class:`AnomalyMonitor` glues them to the feedback log: every call to :meth:`AnomalyMonitor.poll`
 reads the rows committed since the last one it saw (row id order: this also sees the rows of every
