@@ -33,6 +33,7 @@ INTERNAL_SIGNALS = {
     "CiphertextError",
     "SignedContentMismatch",
     "StopServing",
+    "BodyTooLarge",
 }
 _NAME = re.compile(r"[A-Z][A-Za-z]+")
 

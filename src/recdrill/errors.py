@@ -46,7 +46,8 @@ Internal signals, never seen by a user (so not in the tree): ``TierSkip`` and
 model failure would), ``CiphertextError`` (``registry.encryption``, wrapped in
 :class:`DecryptionError`), ``SignedContentMismatch`` (``registry.signing``, wrapped in
 :class:`DigestMismatchError`) and ``StopServing`` (``serving.runtime.ray_backend``: a
-``BaseException`` that ends the serving loop on SIGTERM).
+``BaseException`` that ends the serving loop on SIGTERM), ``BodyTooLarge``
+(``serving.middleware.body_reader``: a body passed the limit while read, answered 413 there).
 """
 
 from __future__ import annotations
