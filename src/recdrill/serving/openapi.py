@@ -19,7 +19,6 @@ and adds, per operation:
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -116,7 +115,6 @@ class OpenApiDocument:
         document = get_openapi(
             title=app.title, version=app.version, routes=app.routes, description=app.description
         )
-        document = copy.deepcopy(document)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for model in (ErrorBody, InvalidField, InvalidRequestBody, ModelRefusalBody):
             schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -11,6 +11,7 @@ from recdrill.contract import MAX_HISTORY, MAX_ID_CHARS, MAX_K, MAX_LOOKUP, MAX_
 from recdrill.serving.fault_points import KINDS_BY_POINT, FaultKind, FaultPointName, validate_fault
 
 EventId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]  # as FeedbackRequest.event_id
+ItemId = Annotated[str, Field(max_length=MAX_ID_CHARS)]  # in a history: unknown ids are counted, not refused
 VersionName = Annotated[str, Field(min_length=1, max_length=MAX_VERSION_CHARS, pattern=VERSION_PATTERN)]
 
 
@@ -33,7 +34,7 @@ class Strict(BaseModel):
 
 class RecommendRequest(Strict):
     user_id: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
-    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
+    history: list[ItemId] = Field(default_factory=list, max_length=MAX_HISTORY)
     k: ListLength = 10
     category: str | None = Field(None, min_length=1, max_length=MAX_ID_CHARS)
 

@@ -60,11 +60,11 @@ import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter
 
-from recdrill.errors import ConfigError, FeedbackLogError
+from recdrill.errors import FeedbackLogError
 from recdrill.monitor.anomaly.flags import EventBatch, Flag, FlagBook
 from recdrill.monitor.anomaly.item_spikes import ItemClickSpikeRule
 from recdrill.monitor.anomaly.user_bursts import UserBurstRule
-from recdrill.serving.feedback.quarantine import CLOCKS, Clock, Quarantine
+from recdrill.serving.feedback.quarantine import Clock, Quarantine, check_clock
 from recdrill.serving.feedback.reader import READ_LIMIT, FeedbackReader
 from recdrill.serving.feedback.schema import StoredRow
 
@@ -133,9 +133,7 @@ class AnomalyMonitor:
         read_limit: int = READ_LIMIT,
         clock: Clock = "ts",
     ) -> None:
-        if clock not in CLOCKS:
-            raise ConfigError(f"unknown clock {clock!r}: expected one of {', '.join(CLOCKS)}")
-        self.clock = clock
+        self.clock = check_clock(clock)
         self.feedback = feedback
         self.quarantine = quarantine or Quarantine(
             feedback.path, busy_timeout_s=feedback.busy_timeout_s, pseudonymiser=feedback.pseudonymiser

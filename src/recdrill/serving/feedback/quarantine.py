@@ -128,8 +128,8 @@ class Quarantine:
             ("user_id = ?", user_pseudonym),
             ("item_id = ?", item),
             ("event = ?", event),
-            (f"{_clock_column(clock)} >= ?", since),
-            (f"{_clock_column(clock)} <= ?", until),
+            (f"{check_clock(clock)} >= ?", since),
+            (f"{check_clock(clock)} <= ?", until),
             ("id >= ?", from_id),
         ]
         used = [(sql, value) for sql, value in conditions if value is not None]
@@ -169,10 +169,11 @@ def count_quarantined(connection: sqlite3.Connection, since: float | None = None
     return int(connection.execute(query + " WHERE ts >= ?", (since,)).fetchone()[0])
 
 
-def _clock_column(clock: str) -> str:
+def check_clock(clock: str) -> Clock:
+    """``clock`` if it names a time column of ``feedback``, else a ConfigError naming the two."""
     if clock not in CLOCKS:
         raise ConfigError(f"unknown clock {clock!r}: expected one of {', '.join(CLOCKS)}")
-    return clock
+    return clock  # narrowed to Clock by the membership test
 
 
 def _validate_reason(reason: str) -> None:
