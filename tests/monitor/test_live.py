@@ -3,20 +3,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from recdrill.cli import main
 from recdrill.data.shopsim import ShopSim
 from recdrill.data.shopsim.config import DriftConfig
 from recdrill.data.snapshot import ShopSnapshot
-from recdrill.monitor.replay.shop import replay_shop
+from recdrill.monitor.live import LiveMonitor, LiveMonitorConfig
+from recdrill.monitor.replay.shop import HISTORY_LENGTH, observe_events, replay_shop, train_models
 from recdrill.serving.feedback.export import export_feedback
+from recdrill.serving.observers import ObserverContext, ServedModels
 from recdrill.serving.runtime.local_process import ServerProcess
 
 SHOP = "shopsim:n_items=500,n_users=400,n_events=8000"
@@ -166,3 +172,47 @@ def test_replayed_shop_is_quiet_while_stationary_and_flags_injected_drift(
     assert held, f"{expected} was flagged but never held for 10 minutes: {result.alerts}"
     if expected == "feedback_log_price":  # prices do not wander by themselves: flagged only after
         assert result.first_flag[expected] > 0
+
+
+def test_a_pass_over_a_full_window_leaves_the_event_loop_serving() -> None:
+    """The pass runs in a thread: held inside a detector's update (the real pass, over a full
+    window), the loop still runs other coroutines; released, the pass completes and publishes."""
+    shop = ShopSim(n_items=300, n_users=300, n_events=6000, seed=3).generate()
+    cut = int(np.quantile(shop.interactions.timestamp, 0.8))
+    train, primary, fallback = train_models(shop, cut)
+    served = ServedModels("v", ShopSnapshot.from_dataset(train, HISTORY_LENGTH), primary, fallback)
+    registry = CollectorRegistry()
+    config = LiveMonitorConfig(interval_s=0.01, window=500, min_current=300)
+    monitor = LiveMonitor(ObserverContext(registry, Path("."), lambda: served), config)
+    monitor.process(now=0.0)  # the reference
+    later = np.flatnonzero(shop.interactions.timestamp >= cut)
+    observe_events(shop, monitor, served, np.resize(later, 500), 1.0)  # a full window buffered
+    entered, release = threading.Event(), threading.Event()
+    detector = monitor.detectors["history_length"]
+    real_update = detector.update
+
+    def held_update(batch: object) -> object:
+        entered.set()
+        if not release.wait(30):  # never released: the loop could not run (the pass is on it)
+            raise AssertionError("the pass held the event loop")
+        return real_update(batch)
+
+    detector.update = held_update  # type: ignore[method-assign]
+
+    async def scenario() -> int:
+        passes = asyncio.create_task(monitor.run())
+        assert await asyncio.to_thread(entered.wait, 30)  # the pass is inside the update now
+        served_meanwhile = 0
+        for _ in range(100):  # requests' coroutines: each runs while the pass is held
+            await asyncio.sleep(0)
+            served_meanwhile += 1
+        release.set()
+        for _ in range(3000):
+            if registry.get_sample_value("recdrill_drift_window_values", {"feature": "history_length"}):
+                break
+            await asyncio.sleep(0.01)
+        passes.cancel()
+        return served_meanwhile
+
+    assert asyncio.run(scenario()) == 100
+    assert registry.get_sample_value("recdrill_drift_window_values", {"feature": "history_length"}) == 500

@@ -17,6 +17,7 @@ triggers refuse UPDATE and DELETE, so a row once written stays as written.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -156,14 +157,16 @@ class AuditMiddleware:
             nonlocal written
             if message["type"] == "http.response.start" and not written:
                 written = True  # before the client sees the outcome, so no one can outrun the log
-                _write(scope, int(message["status"]))
+                # In a thread: a commit can wait on another worker's write lock (up to the busy
+                # timeout) and on fsync, and the event loop serves every other request meanwhile.
+                await asyncio.to_thread(_write, scope, int(message["status"]))
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
             if not written:
-                _write(scope, 500)
+                await asyncio.to_thread(_write, scope, 500)
 
 
 def _write(scope: Scope, status: int) -> None:

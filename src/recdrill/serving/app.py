@@ -40,6 +40,7 @@ from recdrill.security.audit import AuditMiddleware
 from recdrill.serving.config import ServeConfig
 from recdrill.serving.error_handlers import install_error_handlers
 from recdrill.serving.logs import install_log_scrubbing
+from recdrill.serving.loop_watch import LoopWatch
 from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.middleware.access_gate import AccessGate, flat_routes
 from recdrill.serving.middleware.admission import AdmissionControl, WorkerLoad
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 def create_app(config: ServeConfig) -> FastAPI:
     """The recdrill serving app for one worker; the model is loaded at start-up (see ``/readyz``)."""
     metrics = ServingMetrics()
+    loop_watch = LoopWatch(metrics.registry, stall_s=config.loop_stall_ms / 1000.0)
     load = WorkerLoad(config.max_in_flight)
     access = AccessControl(
         config.key_store,
@@ -81,6 +83,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         tasks = [
             asyncio.create_task(state.reloader.follow(state)),
             asyncio.create_task(state.canary.run(state)),
+            asyncio.create_task(loop_watch.run()),
             *start_observers(state),
         ]
         # What start-up built (imported libraries, the model, the snapshot) lives as long as the

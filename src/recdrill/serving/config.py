@@ -54,6 +54,7 @@ _KNOBS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max_connections": ("RECDRILL_MAX_CONNECTIONS", int, "an integer"),
     "feedback_past_s": ("RECDRILL_FEEDBACK_PAST_S", float, "a number"),
     "feedback_future_s": ("RECDRILL_FEEDBACK_FUTURE_S", float, "a number"),
+    "loop_stall_ms": ("RECDRILL_LOOP_STALL_MS", float, "a number"),
 }
 
 
@@ -107,6 +108,8 @@ class ServeConfig:
             timeouts, not by this cap, which only bounds a flood's file descriptors and memory.
         feedback_past_s, feedback_future_s: a feedback ``ts`` must lie within this window around
             the server's clock (30 days back, 5 minutes ahead), else 422 naming the field.
+        loop_stall_ms: an event loop held this long is a stall: counted, and the loop thread's
+            stack logged (``loop_watch.py``).
     """
 
     model_dir: Path
@@ -137,6 +140,7 @@ class ServeConfig:
     max_connections: int = 1024
     feedback_past_s: float = 30 * 86_400.0
     feedback_future_s: float = 300.0
+    loop_stall_ms: float = 250.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -159,6 +163,7 @@ class ServeConfig:
             "max_connections": (self.max_connections, self.max_connections >= 1, "an int >= 1"),
             "feedback_past_s": (self.feedback_past_s, self.feedback_past_s > 0, "positive"),
             "feedback_future_s": (self.feedback_future_s, self.feedback_future_s >= 0, ">= 0"),
+            "loop_stall_ms": (self.loop_stall_ms, self.loop_stall_ms > 0, "positive"),
         }
         validate_params("ServeConfig", checks)
         if self.require_signed:

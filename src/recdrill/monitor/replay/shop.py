@@ -141,7 +141,7 @@ def _run(
     for now in np.arange(pass_s, seconds + pass_s / 2, pass_s).tolist():
         end = int(np.searchsorted(at, now, side="left"))
         if end > start:
-            _observe(dataset, monitor, served, order[start:end], now)
+            observe_events(dataset, monitor, served, order[start:end], now)
         result.requests += end - start
         start = end
         began = time.perf_counter()
@@ -166,9 +166,11 @@ def _run(
     result.pass_ms = 1000.0 * spent / max(1, result.passes)
 
 
-def _observe(
+def observe_events(
     dataset: Dataset, monitor: LiveMonitor, served: ServedModels, batch: np.ndarray, now: float
 ) -> None:
+    """Show ``monitor`` the shop's events ``batch`` at ``now``, as a server would: each one's
+    recommendation (the primary's, for the history before it) and the event itself as feedback."""
     events = dataset.interactions
     histories = histories_before(dataset, batch, HISTORY_LENGTH)
     top = served.primary.recommend(histories, k=10)

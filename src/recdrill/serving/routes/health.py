@@ -3,6 +3,8 @@ while the model is still loading."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -40,4 +42,7 @@ async def readyz(request: Request) -> JSONResponse:
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition of this worker (of every worker, with several)."""
     metrics: ServingMetrics = getattr(request.app.state, METRICS_KEY)
-    return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    # Off the event loop: with several workers it reads every worker's files (the dead ones' too,
+    # after restarts), which a scrape every second must not make every request wait for.
+    text = await asyncio.to_thread(metrics.exposition)
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
