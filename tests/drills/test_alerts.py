@@ -56,3 +56,11 @@ def test_every_fault_names_the_alerts_that_can_detect_it() -> None:
         "breaker-open"
     }
     assert by_name["bad-model-push"] == frozenset()  # only the quality hypotheses can see it
+
+
+def test_a_stalled_server_loop_is_a_signal_of_its_own() -> None:
+    exposition = "# TYPE recdrill_event_loop_stalls_total counter\nrecdrill_event_loop_stalls_total {n}\n"
+    watcher = AlertWatcher()
+    for t, n in [(0.0, 0), (1.0, 0), (2.0, 1)]:
+        watcher.observe(t, read_signals(exposition.format(n=n)))
+    assert [(e.t, e.signal) for e in watcher.events] == [(2.0, "loop-stall")]

@@ -27,6 +27,9 @@ SIGNALS: dict[str, tuple[str, str, float]] = {
     "shedding": ("recdrill_shed", "counter", 0.0),
     "server-errors": ("recdrill_errors", "counter", 0.0),
     "fallback": ("recdrill_fallbacks", "counter", 0.0),
+    # A worker's event loop held past its stall threshold (its stack is in the server log): tells
+    # a stall of the server from a client's own queueing in the drill's latency figures.
+    "loop-stall": ("recdrill_event_loop_stalls", "counter", 0.0),
 }
 
 
