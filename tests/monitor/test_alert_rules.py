@@ -27,6 +27,7 @@ from recdrill.models.popularity import PopularityRecommender
 from recdrill.monitor.anomaly.monitor import AnomalyMonitor
 from recdrill.monitor.live import LiveMonitor
 from recdrill.serving.feedback.log import FeedbackLog
+from recdrill.serving.loop_watch import LoopWatch
 from recdrill.serving.metrics import ServingMetrics
 from recdrill.serving.observers import ObserverContext, ServedModels
 from tests.conftest import REPO_ROOT
@@ -86,7 +87,9 @@ def _sample_names(text: str) -> set[str]:
 
 def _exported_names() -> set[str]:
     """Every sample name the serving app can expose, from a real scrape of a fresh ServingMetrics."""
-    return _sample_names(ServingMetrics().exposition().decode())
+    metrics = ServingMetrics()
+    LoopWatch(metrics.registry)  # the app registers its loop watch on the same registry
+    return _sample_names(metrics.exposition().decode())
 
 
 def _monitor_names(shop: Dataset, state_dir: Path) -> set[str]:
@@ -152,6 +155,7 @@ def test_every_alert_has_a_firing_and_a_non_firing_case() -> None:
         "RecdrillAnomalies",
         "RecdrillModelRefused",
         "RecdrillShedding",
+        "RecdrillEventLoopStalls",
     } <= alerts
     firing: set[str] = set()
     quiet: set[str] = set()
