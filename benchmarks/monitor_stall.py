@@ -45,6 +45,7 @@ from recdrill.data.dataset import Dataset
 from recdrill.data.loading import load_dataset
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.monitor.anomaly.monitor import AnomalyMonitor
+from recdrill.monitor.anomaly.watch import anomaly_watch  # noqa: F401  (what a worker loads first)
 from recdrill.monitor.live import LiveMonitor, LiveMonitorConfig
 from recdrill.monitor.replay.shop import HISTORY_LENGTH, observe_events, train_models
 from recdrill.serving.feedback.log import FeedbackLog
