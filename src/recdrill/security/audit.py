@@ -159,13 +159,14 @@ class AuditMiddleware:
                 written = True  # before the client sees the outcome, so no one can outrun the log
                 # In a thread: a commit can wait on another worker's write lock (up to the busy
                 # timeout) and on fsync, and the event loop serves every other request meanwhile.
-                await asyncio.to_thread(_write, scope, int(message["status"]))
+                if AUDIT_SCOPE_KEY in scope:  # a marked request: others never leave the loop
+                    await asyncio.to_thread(_write, scope, int(message["status"]))
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            if not written:
+            if not written and AUDIT_SCOPE_KEY in scope:
                 await asyncio.to_thread(_write, scope, 500)
 
 

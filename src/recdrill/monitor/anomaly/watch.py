@@ -18,13 +18,6 @@ import os
 from pathlib import Path
 from typing import IO
 
-# The rules import pandas and scipy.stats on first use. A worker loads this module in a background
-# thread at start-up (``start_observers``), so import them now: on first use they were imported
-# mid-traffic, in the first poll after the first feedback, and the initialisation of their C
-# extensions holds the GIL, so the event loop stood still for ~50 ms (benchmarks/monitor_stall.py).
-import pandas  # noqa: F401
-import scipy.stats  # noqa: F401
-
 from recdrill.contract import ANOMALY_LOCK, FEEDBACK_DB
 from recdrill.errors import FeedbackLogError
 from recdrill.monitor.anomaly.monitor import INTERVAL_S, AnomalyMonitor
