@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import machine_brief
+from common import machine_brief, write_report
 from harness import QUICK_SHOP, parse_args, quick_path, run_main
 from monitor_stall import burners
 
@@ -123,8 +123,7 @@ def main() -> int:
     result["checks"], result["passed"] = checks, all(checks.values())
     for name, ok in checks.items():
         print(f"{name}: {'PASS' if ok else 'FAIL'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(out, result)
     print(f"wrote {out}")
     return 0
 

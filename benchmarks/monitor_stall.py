@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import tempfile
 import time
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from common import write_report
 from harness import parse_args, quick_path, run_main
 from recdrill.data.dataset import Dataset
 from recdrill.data.loading import load_dataset
@@ -206,8 +206,7 @@ def main() -> int:
                     f"{row['lag']['p99_ms']:6.2f} max {row['lag']['max_ms']:6.2f} ms (baseline p99 "
                     f"{figures['baseline']['p99_ms']:.2f} max {figures['baseline']['max_ms']:.2f})"
                 )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(out, result)
     print(f"wrote {out}")
     return 0
 
