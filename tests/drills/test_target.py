@@ -367,6 +367,19 @@ def test_wait_converged_polls_until_every_worker_serves_the_version(fake: FakeDe
     assert fake.readyz_probes >= 5
 
 
+def test_wait_converged_waits_for_a_worker_that_answers_no_probe_yet(fake: FakeDeployment) -> None:
+    fake.workers = [["101", "v2"]]  # worker 102 is still loading the new version: it answers nothing
+
+    def answer_late(deployment: FakeDeployment) -> None:
+        if deployment.readyz_probes == 30:  # past the first round of probes
+            deployment.workers.append(["102", "v2"])  # type: ignore[union-attr]
+
+    fake.on_readyz = answer_late
+    target = DrillTarget(fake.url, KEY, workers=Pids(101, 102))
+    assert target.wait_converged("v2", timeout_s=20.0) == {"101": "v2", "102": "v2"}
+    assert fake.readyz_probes >= 30
+
+
 def test_wait_converged_gives_up_with_the_last_answer_at_the_timeout(fake: FakeDeployment) -> None:
     fake.workers = [["101", "v2"], ["102", "v1"]]
     target = DrillTarget(fake.url, KEY, workers=Pids(101, 102))

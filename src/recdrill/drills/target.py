@@ -180,11 +180,15 @@ class DrillTarget:
         return seen
 
     def wait_converged(self, version: str, timeout_s: float = CONVERGE_S) -> dict[str, str]:
-        """Poll until every worker seen serves ``version`` (or the timeout); the last probe's answer."""
+        """Poll until every worker serves ``version`` (or the timeout); the last probe's answer.
+        With known workers each must have answered: a follower still loading answers no probe,
+        and one worker's word is not convergence."""
+        expected = {str(p) for p in self.workers.worker_pids()} if self.workers is not None else set()
         deadline = time.monotonic() + timeout_s
         while True:
             seen = self.served_versions()
-            if (seen and set(seen.values()) == {version}) or time.monotonic() > deadline:
+            whole = expected <= seen.keys()
+            if (seen and whole and set(seen.values()) == {version}) or time.monotonic() > deadline:
                 return seen
             time.sleep(0.25)
 
