@@ -60,6 +60,7 @@ import psutil
 import common
 from common import K, percentile, sample_users, start_server_with_env, train_itemknn
 from harness import QUICK_SHOP, parse_args, quick_path, run_main
+from host_cpu import CpuLedger
 from light_client import LOST, REFUSED, TIMEOUT, Client, Outcome, bodies, timed
 from recdrill.data.snapshot import ShopSnapshot
 from recdrill.serving.runtime.local_process import ServerProcess
@@ -139,10 +140,12 @@ class Sampler:
 
     server: ServerProcess
     series: dict[int, Json] = field(default_factory=dict)  # pid -> role, rows of COLUMNS
+    cpu: CpuLedger = field(default_factory=CpuLedger)  # whose CPU: a wave caused by another job shows
     restarts: int = 0  # worker pids that appeared after the first sample
 
     def sample(self, t_s: float) -> None:
         workers = self.server.worker_pids()
+        self.cpu.sample(t_s, [self.server.pid, *workers])
         if self.series:
             self.restarts += sum(pid not in self.series for pid in workers)
         for pid, role in [(self.server.pid, "supervisor"), *((pid, "worker") for pid in workers)]:
@@ -231,12 +234,13 @@ async def offer(
     return sum(client.stale_retries for client in clients.values())
 
 
-def bucket_series(tally: Tally, n_buckets: int) -> list[Json]:
-    """Per bucket (per minute in the full run): requests, errors, and the p50/p99 of the 200s."""
+def bucket_series(tally: Tally, n_buckets: int, cpu: CpuLedger) -> list[Json]:
+    """Per bucket (per minute in the full run): requests, errors, the p50/p99 of the 200s, and the
+    cores used by the server and client, by other processes, and stolen."""
     rows = []
-    for i in range(n_buckets):
+    for i, cores in enumerate(cpu.per_bucket(tally.bucket_s, n_buckets)):
         b = tally.buckets.get(i, Bucket())
-        rows.append({
+        rows.append({**cores,
             "t_s": i * tally.bucket_s, "requests": b.requests, "errors": b.errors,
             "p50_ms": percentile(b.ms["recommend"], 50), "p99_ms": percentile(b.ms["recommend"], 99),
             "feedback_p50_ms": percentile(b.ms["feedback"], 50),
@@ -375,6 +379,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--probe-s", type=float, default=20.0, help="Closed-loop capacity probe.")
     parser.add_argument("--timeout-s", type=float, default=2.0, help="When a client gives up.")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-monitor", action="store_true", help="Serve without the live monitors.")
     parser.add_argument("--data", default="shopsim", help="Data to train on (recdrill train --data).")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parse_args(parser, QUICK)
@@ -386,7 +391,8 @@ def soak(args: argparse.Namespace, work: Path) -> tuple[Json, Tally, Sampler]:
     model_dir = work / "itemknn"
     train_itemknn(args.data, model_dir)
     mix = Mix(model_dir, args.feedback_share)
-    server = start_server_with_env(model_dir, work / "state", {}, workers=args.workers)
+    extra = ["--no-monitor"] if args.no_monitor else []
+    server = start_server_with_env(model_dir, work / "state", {}, workers=args.workers, extra_args=extra)
     tally, sampler = Tally(args.bucket_s), Sampler(server)
     try:
         url = ("127.0.0.1", server.port)
@@ -429,7 +435,8 @@ def main() -> None:
         "ok": sum(c[200] for c in tally.statuses.values()),
         "errors": errors,
         "p99": p99,
-        "series": bucket_series(tally, n_buckets),
+        "series": bucket_series(tally, n_buckets, sampler.cpu),
+        "cpu": sampler.cpu.summary(),
         "worker_restarts": sampler.restarts,
         "processes": procs,
         "samples": {f"{s['role']}-{pid}": s for pid, s in sampler.series.items()},
@@ -441,6 +448,13 @@ def main() -> None:
     }
     common.write_report(args.out, report)
     print_checks(report)
+    cpu = report["cpu"]
+    if "other_cores_mean" in cpu:
+        print(
+            f"soak cpu: server and client {cpu['ours_cores_mean']:.2f} cores, other processes "
+            f"{cpu['other_cores_mean']:.2f} (busiest sample {cpu['other_cores_max_interval']:.2f}), "
+            f"stolen {cpu['steal_cores_mean']:.2f}, of {cpu['cores']}"
+        )
 
 
 if __name__ == "__main__":

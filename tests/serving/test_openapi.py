@@ -57,6 +57,9 @@ def test_every_refusal_is_documented_with_a_json_error(tmp_path: Path) -> None:
         "$ref": "#/components/schemas/RecommendResponse"
     }
     assert "404" in operation(doc, "delete", "/admin/faults/{fault_id}")["responses"]
+    healthz = operation(doc, "get", "/healthz")["responses"]  # the protocol's refusals reach any route
+    assert {"408", "431", "503"} <= set(healthz) and "Retry-After" in healthz["503"]["headers"]
+    assert "413" not in healthz  # no body to be too large
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's shape is not ours
 
 

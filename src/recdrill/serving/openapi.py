@@ -1,7 +1,7 @@
 """The OpenAPI document as the server enforces it, so that a client generator, a reader or a
 conformance fuzzer (``benchmarks/fuzz.py``: schemathesis) can trust it.
 
-FastAPI's own document left out most of what the API does: the refusals (400, 401, 403, 408, 413,
+FastAPI's own document left out most of what the API does: the refusals (400, 401, 403, 408, 413, 431,
 422 in the API's own shape, 429, 503), the text of ``/metrics``, the security as it depends on the
 key store, and the catalogue's categories. :func:`enforced_openapi` starts from FastAPI's document
 and adds, per operation:
@@ -10,7 +10,7 @@ and adds, per operation:
   routes always, and on reader and writer routes when a key store is configured; optional
   (``[{}, {APIKeyHeader: []}]``) on those routes of a server without keys (the demo);
 * every status the middleware and the route can answer, each with its JSON error schema
-  (``{"error": ...}``; a 422 lists the invalid fields; ``Retry-After`` on 429);
+  (``{"error": ...}``; a 422 lists the invalid fields; ``Retry-After`` on 429 and 503);
 * constraints checked at run time, written into the schema as they stand now: the categories of the
   catalogue being served (an enum), and the feedback ``ts`` window around the server's clock
   (``minimum``/``maximum``: the window moves in whole hours, ``event_time.py``); the document is
@@ -68,12 +68,14 @@ DESCRIPTIONS = {
     401: "Missing, unknown or revoked API key (X-API-Key).",
     403: "The API key's role does not grant this route.",
     404: "Not found.",
-    408: "The request body did not arrive within the server's body deadline.",
+    408: "The request's headers or body did not arrive within the server's deadline.",
     413: "The request body is larger than the server's limit (1 MiB by default).",
+    431: "The request line and headers are larger than 64 KiB.",
     422: "Invalid request: the fields and why.",
     429: "Too many requests: this worker is at its admission limit, or the key past its rate limit.",
     500: "Internal error (no detail is given).",
-    503: "Not ready: the model is loading, or a store the route needs is unavailable.",
+    503: "Not ready: the model is loading, or a store the route needs is unavailable; or this worker "
+    "holds as many connections as it accepts (with Retry-After).",
 }
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
@@ -130,11 +132,11 @@ class OpenApiDocument:
     def _complete(self, operation: dict[str, Any], route: APIRoute) -> None:
         role = role_of(route)
         responses: dict[str, Any] = operation.setdefault("responses", {})
-        statuses = [400, 500]
+        statuses = [400, 408, 431, 500, 503]  # any request: the protocol's own refusals and the cap
         if route.body_field is not None or route.dependant.path_params:
-            statuses += [408, 413, 422] if route.body_field is not None else [422]
+            statuses += [413, 422] if route.body_field is not None else [422]
         if role is not None:
-            statuses += [401, 403, 429, 503]
+            statuses += [401, 403, 429]
             if role.audited or self.keys_required:
                 operation["security"] = [{SCHEME: []}]
             else:
@@ -145,8 +147,9 @@ class OpenApiDocument:
             responses.setdefault(str(status), _error(status))
         if "422" in responses:
             responses["422"] = _error(422, "InvalidRequestBody")
-        if "429" in responses:
-            responses["429"].setdefault("headers", _RETRY_AFTER)
+        for busy in ("429", "503"):
+            if busy in responses:
+                responses[busy].setdefault("headers", _RETRY_AFTER)
         if role is Role.ADMIN and route.path.startswith("/admin/models") and "422" in responses:
             refusal = {"$ref": "#/components/schemas/ModelRefusalBody"}
             invalid = {"$ref": "#/components/schemas/InvalidRequestBody"}

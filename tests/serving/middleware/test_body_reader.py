@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from recdrill.serving.middleware.body_reader import BodyReader, nonstandard_json
 from recdrill.serving.runtime.local_process import ServerProcess
 from tests.serving.raw_http import connect, read_answer, request_head, send_once, status_of
-from tests.serving.routes.conftest import chain_dataset, save_model
+from tests.serving.routes.conftest import serve_with_env
 
 ADMIN = {"X-API-Key": "body-reader-key"}
 MAX_BODY = 64 * 1024
@@ -27,23 +27,9 @@ BODY_TIMEOUT_S = 2
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {"RECDRILL_MAX_BODY_BYTES": str(MAX_BODY), "RECDRILL_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
     root = tmp_path_factory.mktemp("body-reader")
-    model = save_model(root / "itemknn", chain_dataset())
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RECDRILL_MAX_BODY_BYTES", str(MAX_BODY))
-        env.setenv("RECDRILL_BODY_TIMEOUT_S", str(BODY_TIMEOUT_S))
-        server = ServerProcess(
-            model,
-            root / "state",
-            admin_key=ADMIN["X-API-Key"],
-            deadline_ms=10_000,
-            extra_args=["--no-monitor"],
-        )
-        server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve_with_env(root, env, admin_key=ADMIN["X-API-Key"], deadline_ms=10_000)
 
 
 def slow_body(url: str) -> socket.socket:

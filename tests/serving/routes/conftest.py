@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -34,6 +35,21 @@ def save_model(folder: Path, dataset: Dataset) -> Path:
     ItemKNNRecommender(neighbours=10).fit(dataset).save(folder)
     ShopSnapshot.from_dataset(dataset).save(folder)
     return folder
+
+
+def serve_with_env(root: Path, env: dict[str, str], **options: Any) -> Iterator[ServerProcess]:
+    """A started server on a small chain-shop model under ``root`` whose workers see ``env``, without
+    the live monitors; stopped when the generator is closed (the body of a module fixture)."""
+    model = save_model(root / "itemknn", chain_dataset())
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        server = ServerProcess(model, root / "state", extra_args=["--no-monitor"], **options)
+        server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="package")

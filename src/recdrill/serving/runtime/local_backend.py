@@ -73,6 +73,9 @@ def run_server(
     import uvicorn  # imported here: only the serve command needs it
 
     os.environ.update(config.to_env(admin_key))
+    # What the workers will read: a knob without a ``recdrill serve`` flag (the connection cap, the
+    # keep-alive) comes from the environment, and the server's own options must agree with it.
+    config = type(config).from_env()
     if workers > 1:
         for name, value in SINGLE_THREAD_ENV.items():
             os.environ.setdefault(name, value)

@@ -10,23 +10,61 @@ previous answer), and their size is capped at ``MAX_HEADER_BYTES``; past either 
 
 The deadline is read from ``RECDRILL_HEADER_TIMEOUT_S`` (``ServeConfig.header_timeout_s``): uvicorn
 builds protocols itself, with only its own configuration, in each worker process.
+
+Every answer given here has a JSON body, as the app's own errors do: the 408 and 431, and the 503
+uvicorn gives beyond ``limit_concurrency`` (``RECDRILL_MAX_CONNECTIONS``), which is plain text in
+uvicorn and reads ``{"error": ..., "retry_after_s": 1}`` with a ``Retry-After`` header here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT_ENV = "RECDRILL_HEADER_TIMEOUT_S"
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers; httptools alone has no limit
+RETRY_AFTER_S = 1
+REFUSALS = {
+    "408 Request Timeout": "request headers not received in time",
+    "431 Request Header Fields Too Large": f"request line and headers over {MAX_HEADER_BYTES} bytes",
+}
+_BUSY_BODY = json.dumps(
+    {
+        "error": "overloaded: this worker has as many connections as it accepts; "
+        f"retry after {RETRY_AFTER_S} s",
+        "retry_after_s": RETRY_AFTER_S,
+    }
+).encode()
 
 
 def _answer(status: str) -> bytes:
-    return f"HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode("ascii")
+    body = json.dumps({"error": REFUSALS[status]})
+    head = f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+    return (head + f"connection: close\r\n\r\n{body}").encode("ascii")
+
+
+async def over_connection_limit(scope: Any, receive: Any, send: Any) -> None:
+    """The answer beyond ``limit_concurrency``: uvicorn's own, with a JSON body and ``Retry-After``."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_BUSY_BODY)).encode()),
+        (b"retry-after", str(RETRY_AFTER_S).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _BUSY_BODY, "more_body": False})
+
+
+# uvicorn picks that answer by a module-level name in its httptools protocol, the base of the one
+# below and the only one recdrill serves with (``local_backend.py``): replacing the name is the one
+# way in without copying ``on_headers_complete``.
+httptools_impl.service_unavailable = over_connection_limit  # type: ignore[attr-defined]
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
